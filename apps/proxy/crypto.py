@@ -1,0 +1,44 @@
+"""Encryption at rest for provider API keys (Fernet from the `cryptography` package).
+
+The Fernet key comes from settings.FIELD_ENCRYPTION_KEY when set (a urlsafe base64 32-byte
+key, or any passphrase), else is derived from SECRET_KEY. Keys never leave the server:
+pages show only `hint()`.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+
+
+@lru_cache(maxsize=4)
+def _fernet(secret: str) -> Fernet:
+    digest = hashlib.sha256(("playground-field-encryption:" + secret).encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def _current() -> Fernet:
+    return _fernet(settings.FIELD_ENCRYPTION_KEY or settings.SECRET_KEY)
+
+
+def encrypt(raw: str) -> str:
+    return _current().encrypt(raw.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    try:
+        return _current().decrypt(token.encode()).decode()
+    except InvalidToken:
+        # The encryption key changed since this was saved: the key must be entered again.
+        return ""
+
+
+def hint(raw: str) -> str:
+    """`sk-...abcd`: enough to recognise a key, never enough to use it."""
+    if len(raw) <= 8:
+        return "..." + raw[-2:] if raw else ""
+    head = raw[:3] if raw[:3].isascii() else ""
+    return f"{head}...{raw[-4:]}"

@@ -1,0 +1,128 @@
+"""Objects for the team-isolation walk (tests/test_team_isolation.py).
+
+Every URL kwarg name that appears in any URL pattern needs a factory here: a function
+(team, user) -> the kwarg's value, creating an object that belongs to `team`. The walk
+then requests the URL as a member of another team and expects 404. A new URL with a
+new kwarg name fails the walk until its factory is added: nothing is missed.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+def provider_id(team, user):
+    from apps.proxy.services import provider_save
+
+    return provider_save(team=team, user=user, name="Isolated provider", base_url="http://127.0.0.1:9/v1", api_key="sk-secret-isolation").pk
+
+
+def price_id(team, user):
+    from apps.proxy.services import price_set
+
+    return price_set(team=team, model="isolated-model", input_per_million=Decimal(1), output_per_million=Decimal(2)).pk
+
+
+def membership_id(team, user):
+    return team.memberships.get(user=user).pk
+
+
+def token_id(team, user):
+    from apps.accounts.services import api_token_create
+
+    return api_token_create(user=user, team=team, name="isolated")[0].pk
+
+
+def run_id(team, user):
+    from apps.proxy.models import Run
+
+    return Run.objects.create(team=team, user=user, capability="chat", model="m", output_text="secret output").pk
+
+
+def prompt_id(team, user):
+    from apps.prompts.services import prompt_version_create
+
+    return prompt_version_create(team=team, user=user, name="Isolated prompt", messages=[{"role": "user", "content": "hi"}]).prompt_id
+
+
+def version_id(team, user):
+    from apps.prompts.services import prompt_version_create
+
+    return prompt_version_create(team=team, user=user, name="Isolated prompt v", messages=[{"role": "user", "content": "hi"}]).pk
+
+
+def set_id(team, user):
+    from apps.embeddings.models import TextSet
+
+    return TextSet.objects.create(team=team, created_by=user, name="secret set", texts=["secret text"]).pk
+
+
+def embedding_id(team, user):
+    from apps.embeddings.models import Embedding
+
+    text_set = _text_set_for(team, user)
+    return Embedding.objects.create(team=team, user=user, text_set=text_set, model="m", total=1, status="failed", error="secret").pk
+
+
+def _text_set_for(team, user):
+    from apps.embeddings.models import TextSet
+
+    return TextSet.objects.create(team=team, created_by=user, name="secret set", texts=["secret text"])
+
+
+def training_file_id(team, user):
+    from django.core.files.base import ContentFile
+
+    from apps.finetunes.services import training_file_create
+
+    line = b'{"messages": [{"role": "user", "content": "secret"}, {"role": "assistant", "content": "secret answer"}]}\n'
+    return training_file_create(team=team, user=user, upload=ContentFile(line, name="secret.jsonl"), filename="secret.jsonl")[0].pk
+
+
+def ft_job_id(team, user):
+    from apps.finetunes.models import FineTuneJob
+
+    return FineTuneJob.objects.create(team=team, base_model="secret-base", status="succeeded", fine_tuned_model="ft:secret").pk
+
+
+KWARG_FACTORIES = {
+    "provider_id": provider_id,
+    "price_id": price_id,
+    "membership_id": membership_id,
+    "token_id": token_id,
+    "run_id": run_id,
+    "prompt_id": prompt_id,
+    "version_id": version_id,
+    "set_id": set_id,
+    "embedding_id": embedding_id,
+    "training_file_id": training_file_id,
+    "ft_job_id": ft_job_id,
+}
+
+# URL names that are public on purpose (they carry their own signed token), or not
+# team-scoped objects at all. Each needs a reason.
+NOT_TEAM_SCOPED = {
+    "accounts:setup": "first-run page, 404 once a user exists",
+    "accounts:login": "sign in",
+    "accounts:logout": "sign out",
+}
+
+
+# chat
+def conversation_id(team, user):
+    from apps.chat.models import Conversation
+
+    return Conversation.objects.create(team=team, user=user, title="secret chat", state={"system": "secret"}).pk
+
+
+def attachment_id(team, user):
+    from apps.chat.services import attachment_create
+    from tests.upstream import png_bytes
+
+    return attachment_create(team=team, user=user, filename="secret.png", content=png_bytes()).pk
+
+
+KWARG_FACTORIES.update({"conversation_id": conversation_id, "attachment_id": attachment_id})
+
+
+# /v1 (token-authenticated; the walks skip team isolation for it, but name its kwargs)
+KWARG_FACTORIES.update({"model": lambda team, user: "gpt-4o-mini", "rest": lambda team, user: "no/such/endpoint"})
