@@ -267,7 +267,10 @@ def run_finish(
     run.finished_at = timezone.now()
     # Only the fields a finish writes: the provider may have been removed while the run
     # streamed (its runs' provider became NULL), and saving the stale FK would fail.
-    run.save(update_fields=FINISH_FIELDS)
+    updated = Run.objects.filter(pk=run.pk).update(**{name: getattr(run, name) for name in FINISH_FIELDS})
+    if not updated:
+        # Its conversation, prompt or team was deleted while it streamed: nothing to keep.
+        logger.info("run %s was deleted while it streamed; its result is dropped", run.pk)
     return run
 
 
