@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CompletionsConfig(AppConfig):
+    name = "apps.completions"
+    label = "completions"
