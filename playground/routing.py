@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-STREAMING_APPS = ["apps.chat", "apps.prompts", "apps.embeddings", "apps.speech", "apps.finetunes", "apps.engine"]
+STREAMING_APPS = ["apps.chat", "apps.completions", "apps.prompts", "apps.embeddings", "apps.speech", "apps.finetunes", "apps.engine"]
 
 
 def websocket_urlpatterns() -> list:

@@ -1,5 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.completions import views
 
 app_name = "completions"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.completions_page, name="page"),
+    path("code/", views.view_code, name="code"),
+    path("save/", views.save_prompt, name="save"),
+]
