@@ -126,3 +126,37 @@ KWARG_FACTORIES.update({"conversation_id": conversation_id, "attachment_id": att
 
 # /v1 (token-authenticated; the walks skip team isolation for it, but name its kwargs)
 KWARG_FACTORIES.update({"model": lambda team, user: "gpt-4o-mini", "rest": lambda team, user: "no/such/endpoint"})
+
+
+# evaluations
+def _suite_for(team, user):
+    from apps.evals.services import row_add, suite_create
+
+    suite = suite_create(team=team, user=user, name="secret suite", columns=["city"])
+    row_add(suite=suite, values={"city": "secret city"})
+    return suite
+
+
+def suite_id(team, user):
+    return _suite_for(team, user).pk
+
+
+def row_id(team, user):
+    return _suite_for(team, user).rows.get().pk
+
+
+def check_id(team, user):
+    from apps.evals.services import check_add
+
+    return check_add(suite=_suite_for(team, user), kind="contains", value="secret").pk
+
+
+def evaluation_id(team, user):
+    from apps.evals.models import Evaluation
+
+    suite = _suite_for(team, user)
+    return Evaluation.objects.create(team=team, suite=suite, created_by=user, status="succeeded", row_count=1, total=1,
+                                     error="secret error").pk
+
+
+KWARG_FACTORIES.update({"suite_id": suite_id, "row_id": row_id, "check_id": check_id, "evaluation_id": evaluation_id})

@@ -14,6 +14,9 @@ def on_server_start() -> None:
 
     try:
         runs_mark_interrupted()
+        from apps.evals.services import evaluations_mark_interrupted
+
+        evaluations_mark_interrupted()
     except DatabaseError:  # not migrated yet: `make run` migrates first, tests set up their own
         logger.warning("could not check for interrupted runs (database not ready)", exc_info=True)
 
