@@ -44,6 +44,8 @@ def test_local_base_model_streams_inline_then_stop_keeps_it_with_numbers(page, l
     expect(stats).to_contain_text("Cancelled")
     expect(stats).to_contain_text("out")
     expect(stats).to_contain_text("TTFT")
+    assert page.evaluate("() => document.querySelectorAll('#result').length") == 1
+    assert page.evaluate("() => document.querySelector('#result').parentElement.matches('[data-editor]')")
     shot(page, "3-stopped")
     run = Run.objects.get()
     assert run.status == "cancelled" and run.output_text and run.capability == "completion"
