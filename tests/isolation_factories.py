@@ -84,7 +84,22 @@ def ft_job_id(team, user):
     return FineTuneJob.objects.create(team=team, base_model="secret-base", status="succeeded", fine_tuned_model="ft:secret").pk
 
 
+def link_id(team, user):
+    from apps.prompts.services import prompt_version_create, share_link_create
+
+    version = prompt_version_create(team=team, user=user, name="secret shared prompt", messages=[{"role": "user", "content": "secret"}])
+    return share_link_create(team=team, user=user, version=version).pk
+
+
+def share_token(team, user):
+    from apps.prompts.models import ShareLink
+
+    return ShareLink.objects.get(pk=link_id(team, user)).token
+
+
 KWARG_FACTORIES = {
+    "link_id": link_id,
+    "token": share_token,
     "provider_id": provider_id,
     "price_id": price_id,
     "membership_id": membership_id,
@@ -102,6 +117,7 @@ KWARG_FACTORIES = {
 # team-scoped objects at all. Each needs a reason.
 NOT_TEAM_SCOPED = {
     "accounts:setup": "first-run page, 404 once a user exists",
+    "share:view": "public read-only share link: its unguessable token is the secret (apps/prompts tests)",
     "accounts:login": "sign in",
     "accounts:logout": "sign out",
 }

@@ -18,7 +18,9 @@ from apps.accounts.models import Role
 from apps.chat import render as chat_render
 from apps.chat.code import key_env_for, request_code
 from apps.chat.live import live_get
-from apps.chat.selectors import attachment_get, conversation_get, conversation_messages_with_runs, conversations_recent
+from apps.chat.selectors import (
+    attachment_get, conversation_get, conversation_messages_with_runs, conversation_prefill, conversations_recent,
+)
 from apps.chat.services import (
     ChatInputError, Message, attachment_create, chat_plan, prompt_save, schema_parse, tools_parse,
 )
@@ -43,12 +45,19 @@ DEFAULT_SCHEMA_EXAMPLE = json.dumps({
 def chat_page(request, conversation_id: int | None = None):
     conversation = conversation_get(team=request.team, conversation_id=conversation_id) if conversation_id else None
     index = async_to_sync(model_choices)(team=request.team, capability="chat")
-    state = conversation.state if conversation else {}
+    # ?version= (a saved prompt), ?run= (replay) or ?model= preload a new, unsaved conversation.
+    state = conversation.state if conversation else conversation_prefill(
+        team=request.team, version_id=request.GET.get("version", ""), run_id=request.GET.get("run", ""),
+        model_key=request.GET.get("model", ""),
+    )
     params: dict[str, Any] = state.get("params") or {}
     selected = params.get("model_key") or ""
     if not any(m.key == selected for m in index.models):
-        selected = index.models[0].key if index.models else ""
+        by_name = index.find(selected.partition(":")[2] or selected) if selected else None
+        selected = by_name.key if by_name else (index.models[0].key if index.models else "")
     rendered, pending = [], ""
+    if not conversation:
+        rendered = [chat_render.message_html(Message.from_state(m), []) for m in state.get("messages", [])]
     if conversation:
         live = live_get(conversation.pk)
         for message, runs, names in conversation_messages_with_runs(conversation=conversation):

@@ -1,5 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from apps.prompts import views
 
 app_name = "share"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("<str:token>/", views.share_view, name="view"),
+]
