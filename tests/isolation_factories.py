@@ -176,3 +176,32 @@ def evaluation_id(team, user):
 
 
 KWARG_FACTORIES.update({"suite_id": suite_id, "row_id": row_id, "check_id": check_id, "evaluation_id": evaluation_id})
+
+
+# speech
+def clip_id(team, user):
+    from django.core.files.base import ContentFile
+
+    from apps.proxy.models import Run
+    from tests.upstream import wav_bytes
+
+    run = Run.objects.create(team=team, user=user, capability="speech", model="tts-1", status="succeeded",
+                             input={"input": "secret words"}, output={"format": "wav"})
+    run.output_file.save("secret.wav", ContentFile(wav_bytes()), save=True)
+    return run.pk
+
+
+def transcript_id(team, user):
+    from django.core.files.base import ContentFile
+
+    from apps.speech.models import Transcript
+    from tests.upstream import wav_bytes
+
+    transcript = Transcript(team=team, user=user, model="whisper-1", filename="secret.wav", status="succeeded",
+                            text="secret transcript", segments=[{"start": 0.0, "end": 0.5, "text": "secret transcript"}])
+    transcript.audio.save("secret.wav", ContentFile(wav_bytes()), save=False)
+    transcript.save()
+    return transcript.pk
+
+
+KWARG_FACTORIES.update({"clip_id": clip_id, "transcript_id": transcript_id})
