@@ -1,0 +1,70 @@
+"""Speech in chromium against the local engine: speak a sentence with Piper's voice, hear
+that the player loaded it, upload that WAV to speech to text, see the words with
+timestamps and click a segment to play that part. Screenshots go to test-artifacts/<test>/."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.proxy.models import Run
+from apps.speech.models import Transcript
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SENTENCE = "The quick brown fox jumps over the lazy dog."
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9 ]", " ", text.lower()).split()
+
+
+def test_speak_then_transcribe_with_timestamps(page, login, owner, team, shot, tmp_path):
+    login(page, owner)
+    page.goto("/speech/")
+    expect(page.locator("#tts-model")).to_have_value(re.compile(r"\d+:piper-joe-medium"))
+    expect(page.locator("input[name=voice][value=joe]")).to_be_checked()
+    shot(page, "1-tts-empty")
+    page.fill("#tts-text", SENTENCE)
+    page.select_option("#tts-format", "wav")
+    page.click("#tts-run")
+    player = page.locator("#tts-audio")
+    expect(player).to_be_visible(timeout=60_000)
+    page.wait_for_function("document.querySelector('#tts-audio').readyState >= 1 && document.querySelector('#tts-audio').duration > 0")
+    duration = page.evaluate("document.querySelector('#tts-audio').duration")
+    assert 1.5 < duration < 6
+    expect(page.locator("#tts-result .speech-stats")).to_contain_text("s audio")
+    expect(page.locator("#clip-history .clip-row")).to_have_count(1)
+    assert not page.js_errors
+    shot(page, "2-tts-spoken")
+
+    clip = Run.objects.get(capability="speech")
+    wav = page.request.get(f"/speech/clips/{clip.pk}/audio?download=1")
+    assert wav.ok and wav.body()[:4] == b"RIFF"
+    path = tmp_path / "fox.wav"
+    path.write_bytes(wav.body())
+
+    page.goto("/speech/transcribe/")
+    expect(page.locator("#stt-model")).to_have_value(re.compile(r"\d+:whisper-tiny.en"))
+    page.set_input_files("#stt-file", str(path))
+    expect(page.locator("#stt-file-name")).to_contain_text("fox.wav")
+    page.check("input[name=task][value=translate]")
+    expect(page.locator("#english-only-note")).to_be_visible()
+    page.check("input[name=task][value=transcribe]")
+    shot(page, "3-stt-ready")
+    page.click("#stt-run")
+    segments = page.locator(".segment")
+    expect(segments.first).to_be_visible(timeout=60_000)
+    text = " ".join(segments.locator(".seg-text").all_inner_texts())
+    assert words(text) == words(SENTENCE)
+    expect(segments.first.locator(".ts")).to_contain_text("0:00.0 →")
+    expect(page.locator(".speech-stats")).to_contain_text("RTF")
+    shot(page, "4-transcript")
+
+    page.wait_for_function("document.querySelector('#transcript-audio').readyState >= 1")
+    segments.first.click()
+    expect(segments.first).to_have_class(re.compile(r"\bactive\b"))
+    page.wait_for_function("document.querySelector('#transcript-audio').currentTime > 0")
+    assert not page.js_errors
+    shot(page, "5-segment-playing")
+    assert Transcript.objects.get().status == "succeeded"
