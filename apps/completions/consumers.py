@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 
 
 class CompletionConsumer(AsyncJsonWebsocketConsumer):
+    # Nothing is ever sent to this socket through the channel layer (no groups: the stream
+    # is relayed in-process), so it does not subscribe to it. With Redis, a subscription
+    # is a blocking read per open page, and one that outlives a long stream fails its
+    # read timeout when the page closes.
+    channel_layer_alias = None
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:

@@ -94,3 +94,29 @@ def test_variables_heat_map_and_refusals(page, login, owner, team, upstream, ups
     expect(page.locator("[data-param=suffix] .reason")).to_contain_text("does not insert text")
     assert len(upstream.requests_to("/v1/completions")) == 1
     assert not page.js_errors
+
+
+def test_view_code_save_as_prompt_and_open_the_version(page, login, owner, team, upstream, upstream_provider, shot):
+    from apps.prompts.models import PromptVersion
+
+    open_page(page, login, owner)
+    page.select_option("[data-model-picker]", f"{upstream_provider.pk}:gpt-3.5-turbo-instruct")
+    page.fill("#cmp-prompt", "Write a tagline for {{product}}:\n")
+    page.fill("[name=var_product]", "a bakery")
+    page.fill("#p-stop", "\\n")
+    page.click("text=View code")
+    expect(page.locator("#dialog-body")).to_contain_text("client.completions.create")
+    expect(page.locator("#dialog-body")).to_contain_text("Write a tagline for a bakery:")
+    shot(page, "1-code")
+    page.click("[data-close-dialog]")
+    page.once("dialog", lambda dialog: dialog.accept("Taglines"))
+    page.click("text=Save as prompt")
+    expect(page.locator("#dialog-body")).to_contain_text("Saved as Taglines v1")
+    version = PromptVersion.objects.get()
+    assert version.mode == "completion" and version.text == "Write a tagline for {{product}}:\n" and version.params["stop"] == ["\n"]
+    page.goto(f"/completions/?version={version.pk}")
+    expect(page.locator("#cmp-prompt")).to_have_value("Write a tagline for {{product}}:\n")
+    expect(page.locator("[name=var_product]")).to_be_visible()
+    expect(page.locator(".chat-title .badge")).to_have_text("Taglines · v1")
+    shot(page, "2-opened-version")
+    assert not page.js_errors

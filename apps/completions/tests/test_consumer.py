@@ -106,3 +106,30 @@ async def test_logprobs_from_the_local_base_model_become_a_heat_map_over_the_com
     assert run.params["logprobs"] == 3 and run.output["choices"][0]["logprobs"]
     assert 'class="cmp-out heat"' in final and 'class="lp lp-' in final and "data-tip=" in final
     assert "The three primary colours are" in final
+
+
+async def test_n_choices_stream_side_by_side_and_echo_shows_the_prompt_once(owner, team, upstream, upstream_provider, completions_connect):
+    base = {"id": "cmpl-n", "object": "text_completion", "created": 1700000000, "model": "gpt-3.5-turbo-instruct"}
+
+    def chunk(index, text, finish=None):
+        return {**base, "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": finish}]}
+
+    upstream.script(COMPLETIONS, Reply.stream([
+        chunk(0, "Roses are red,"), chunk(1, "Roses are red,"), chunk(0, " violets"), chunk(1, " poppies"),
+        chunk(0, "", "stop"), chunk(1, "", "length"),
+    ]))
+    client = await completions_connect(owner, team)
+    await client.send(form(upstream_provider, prompt="Roses are red,", n="2", echo="on", suffix=" too."))
+    frames = await client.until("data-run-button")
+    await client.close()
+    (run,) = await runs()
+    opening = client.frames[0]
+    assert f'id="out-{run.pk}-0"' in opening and f'id="out-{run.pk}-1"' in opening and "Completion 2" in opening
+    assert f"beforeend:#out-{run.pk}-1" in frames
+    final = client.frames[-1]
+    # Echo: the prompt is shown as the prompt, only the new text as the completion; the suffix after it.
+    assert '<span class="cmp-out" data-out> violets</span>' in final and '<span class="cmp-out" data-out> poppies</span>' in final
+    assert final.count('<span class="cmp-prompt-text">Roses are red,</span>') == 2 and "cmp-suffix" in final
+    assert "· length" in final and "Continue from completion 2" in final
+    sent = upstream.requests_to("/v1/completions")[0].json
+    assert sent["n"] == 2 and sent["echo"] is True and sent["suffix"] == " too."
