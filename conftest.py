@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.upstream"]
+pytest_plugins = ["tests.upstream", "tests.live"]
 
 
 @pytest.fixture(autouse=True)
@@ -102,6 +102,23 @@ def upstream_provider(team, upstream, owner):
     from apps.proxy.services import provider_save
 
     return provider_save(team=team, user=owner, name="Test upstream", base_url=upstream.url, api_key="sk-test-key-1234")
+
+
+@pytest.fixture
+def raw_token(team, owner, upstream_provider):
+    """A personal /v1 token of Acme's owner; Acme has the test upstream as a provider."""
+    from django.core.cache import cache
+
+    from apps.accounts.services import api_token_create
+
+    cache.clear()  # the per-token rate limit's windows
+    return api_token_create(user=owner, team=team, name="tests")[1]
+
+
+@pytest.fixture
+def v1_url(live_asgi):
+    """/v1 of Playground served over loopback by tests/live.py."""
+    return live_asgi.url + "/v1"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 
 from apps.engine import catalog, runtime
-from apps.proxy.errors import ProxyError
 
 logger = logging.getLogger(__name__)
 

@@ -444,7 +444,7 @@ class RunStream:
             status = RunStatus.CANCELLED
             raise
         except Exception as exc:
-            logger.exception("run %s failed", self.run.pk)
+            logger.exception("run %s failed", getattr(self.run, "pk", "(not yet written)"))
             from apps.proxy.redaction import redact
 
             detail = redact(str(exc), [self.provider.get_api_key()]) if not self.provider.is_local else str(exc)

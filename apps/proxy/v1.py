@@ -405,10 +405,9 @@ async def model_detail(request: HttpRequest, caller: Caller, model: str) -> Http
 class _V1RunStream(RunStream):
     """A RunStream whose Run row is written while the provider call starts.
 
-    Writing the row is the one database trip of a /v1 call before its first chunk; it
-    overlaps the upstream request instead of preceding it. The row exists before the
-    response starts, and always before a checkpoint or the finish (however the stream
-    ends: done, failed, or the client gone).
+    Writing the row is the one database trip of a /v1 call; it overlaps the upstream
+    request and the first chunks instead of preceding them. The row always exists before
+    a checkpoint or the finish (however the stream ends: done, failed, or the client gone).
     """
 
     def __init__(self, *, write: Callable[[], Awaitable[Any]], **kwargs: Any) -> None:
@@ -560,12 +559,14 @@ async def _text_call(request: HttpRequest, caller: Caller, *, kind: str) -> Http
         return json_response(stream.result())
     # Wait for the first event before answering, so that a request the provider refuses
     # outright gets a real HTTP error status instead of an error inside a 200 stream.
+    # The Run row's insert is in flight meanwhile; the first chunk does not wait for it
+    # (that wait was most of the time /v1 added to time to first token). Checkpoints and
+    # the finish wait for it, so the row always exists before anything updates it.
     try:
         try:
             first = await anext(events)
         except StopAsyncIteration:
             first = None
-        await stream.written()  # the Run row exists before the client sees the stream
     except BaseException:
         await stream.aclose()
         raise
@@ -587,11 +588,21 @@ async def completions(request: HttpRequest, caller: Caller) -> HttpResponse:
 
 # -- one-shot calls ------------------------------------------------------------------------------
 
-async def _recorded(caller: Caller, provider: Provider, *, capability: str, model: str, request: dict[str, Any],
-                    call: Callable[[], Awaitable[Any]], summarize: Callable[[Any], tuple[dict, str, dict | None]]) -> Any:
+async def _recorded(caller: Caller, params: dict[str, Any], *, capability: str,
+                    call: Callable[[Any], Awaitable[Any]], summarize: Callable[[Any], tuple[dict, str, dict | None]],
+                    upload: Upload | None = None) -> Any:
+    """Resolve params["model"] to a provider, call it, and record the call as a Run.
+
+    `call` gets the provider implementation; an uploaded file is stored in the Run as its
+    name and size only (the bytes are the provider's business, not the runs history's).
+    """
+    provider, model_id = await _resolve(caller, _model(params))
+    params["model"] = model_id
+    impl = provider_for(provider)
+    stored = {**params, "input": f"{upload.filename} ({len(upload.content):,} bytes)"} if upload else params
     result, _ = await services.call_recorded(
-        team=caller.team, user=caller.user, provider=provider, capability=capability, model=model,
-        request=request, call=call, summarize=summarize, source=RunSource.API,
+        team=caller.team, user=caller.user, provider=provider, capability=capability, model=model_id,
+        request=stored, call=lambda: call(impl), summarize=summarize, source=RunSource.API,
     )
     return result
 
@@ -606,7 +617,7 @@ def _embeddings_summary(result: dict[str, Any]) -> tuple[dict, str, dict | None]
 @v1_view("POST")
 async def embeddings(request: HttpRequest, caller: Caller) -> HttpResponse:
     body = _json_body(request)
-    model = _model(body)
+    _model(body)
     value = body.get("input")
     if value is None or value == "" or value == []:
         raise bad_request("'input' is required: a string or a non-empty list of strings.", param="input")
@@ -618,18 +629,15 @@ async def embeddings(request: HttpRequest, caller: Caller) -> HttpResponse:
         raise bad_request("'dimensions' must be a whole number of at least 1.", param="dimensions")
     if body.get("encoding_format") not in (None, "float", "base64"):
         raise bad_request("'encoding_format' must be 'float' or 'base64'.", param="encoding_format")
-    provider, model_id = await _resolve(caller, model)
-    body["model"] = model_id
-    impl = provider_for(provider)
-    result = await _recorded(caller, provider, capability=Capability.EMBEDDINGS, model=model_id, request=body,
-                             call=lambda: impl.embeddings(body), summarize=_embeddings_summary)
+    result = await _recorded(caller, body, capability=Capability.EMBEDDINGS,
+                             call=lambda impl: impl.embeddings(body), summarize=_embeddings_summary)
     return json_response(result)
 
 
 @v1_view("POST")
 async def audio_speech(request: HttpRequest, caller: Caller) -> HttpResponse:
     body = _json_body(request)
-    model = _model(body)
+    _model(body)
     text = body.get("input")
     if not isinstance(text, str) or not text.strip():
         raise bad_request("'input' is required: the text to speak (it is empty).", param="input")
@@ -641,15 +649,11 @@ async def audio_speech(request: HttpRequest, caller: Caller) -> HttpResponse:
         raise bad_request("'speed' must be a number from 0.25 to 4.", param="speed")
     if "voice" in body and not isinstance(body["voice"], str):
         raise bad_request("'voice' must be a string.", param="voice")
-    provider, model_id = await _resolve(caller, model)
-    body["model"] = model_id
-    impl = provider_for(provider)
-
     def summary(result: AudioResult) -> tuple[dict, str, dict | None]:
         return {"format": result.format, "bytes": len(result.audio), "duration_s": result.duration_s}, text, None
 
-    result: AudioResult = await _recorded(caller, provider, capability=Capability.SPEECH, model=model_id, request=body,
-                                          call=lambda: impl.speech(body), summarize=summary)
+    result: AudioResult = await _recorded(caller, body, capability=Capability.SPEECH,
+                                          call=lambda impl: impl.speech(body), summarize=summary)
     content_type = result.content_type or AUDIO_TYPES.get(result.format, "application/octet-stream")
     return HttpResponse(result.audio, content_type=content_type)
 
@@ -692,23 +696,18 @@ def _number_field(params: dict[str, Any], name: str, *, lo: float, hi: float, wh
 async def _transcribe(request: HttpRequest, caller: Caller, *, translate: bool) -> HttpResponse:
     params = _form(request)
     upload = _upload(request, "file")
-    model = _model(params)
+    _model(params)
     fmt = params.get("response_format", "json")
     if fmt not in ("json", "text", "srt", "verbose_json", "vtt"):
         raise bad_request("'response_format' must be json, text, srt, verbose_json or vtt.", param="response_format")
     _number_field(params, "temperature", lo=0, hi=1)
-    provider, model_id = await _resolve(caller, model)
-    params["model"] = model_id
-    impl = provider_for(provider)
-    stored = {**params, "input": f"{upload.filename} ({len(upload.content):,} bytes)"}
-
     def summary(result: dict[str, Any] | str) -> tuple[dict, str, dict | None]:
         text = result if isinstance(result, str) else str(result.get("text", ""))
         return {"format": fmt}, text, None
 
     result = await _recorded(
-        caller, provider, capability=Capability.TRANSLATION if translate else Capability.TRANSCRIPTION,
-        model=model_id, request=stored, call=lambda: impl.transcription(upload, params, translate=translate), summarize=summary,
+        caller, params, capability=Capability.TRANSLATION if translate else Capability.TRANSCRIPTION, upload=upload,
+        call=lambda impl: impl.transcription(upload, params, translate=translate), summarize=summary,
     )
     if isinstance(result, str):
         return HttpResponse(result, content_type="text/plain; charset=utf-8")
@@ -745,16 +744,13 @@ def _image_params(params: dict[str, Any]) -> None:
 @v1_view("POST")
 async def images_generations(request: HttpRequest, caller: Caller) -> HttpResponse:
     body = _json_body(request)
-    model = _model(body)
+    _model(body)
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise bad_request("'prompt' is required: describe the image.", param="prompt")
     _image_params(body)
-    provider, model_id = await _resolve(caller, model)
-    body["model"] = model_id
-    impl = provider_for(provider)
-    result = await _recorded(caller, provider, capability=Capability.IMAGE, model=model_id, request=body,
-                             call=lambda: impl.image_generate(body), summarize=_images_summary)
+    result = await _recorded(caller, body, capability=Capability.IMAGE,
+                             call=lambda impl: impl.image_generate(body), summarize=_images_summary)
     return json_response(result)
 
 
@@ -763,16 +759,12 @@ async def images_edits(request: HttpRequest, caller: Caller) -> HttpResponse:
     params = _form(request)
     image = _upload(request, "image")
     mask = _upload(request, "mask", required=False)
-    model = _model(params)
+    _model(params)
     if not str(params.get("prompt") or "").strip():
         raise bad_request("'prompt' is required: describe the edit.", param="prompt")
     _image_params(params)
-    provider, model_id = await _resolve(caller, model)
-    params["model"] = model_id
-    impl = provider_for(provider)
-    stored = {**params, "input": f"{image.filename} ({len(image.content):,} bytes)"}
-    result = await _recorded(caller, provider, capability=Capability.IMAGE, model=model_id, request=stored,
-                             call=lambda: impl.image_edit(image, mask, params), summarize=_images_summary)
+    result = await _recorded(caller, params, capability=Capability.IMAGE, upload=image,
+                             call=lambda impl: impl.image_edit(image, mask, params), summarize=_images_summary)
     return json_response(result)
 
 
@@ -780,14 +772,10 @@ async def images_edits(request: HttpRequest, caller: Caller) -> HttpResponse:
 async def images_variations(request: HttpRequest, caller: Caller) -> HttpResponse:
     params = _form(request)
     image = _upload(request, "image")
-    model = _model(params)
+    _model(params)
     _image_params(params)
-    provider, model_id = await _resolve(caller, model)
-    params["model"] = model_id
-    impl = provider_for(provider)
-    stored = {**params, "input": f"{image.filename} ({len(image.content):,} bytes)"}
-    result = await _recorded(caller, provider, capability=Capability.IMAGE, model=model_id, request=stored,
-                             call=lambda: impl.image_variation(image, params), summarize=_images_summary)
+    result = await _recorded(caller, params, capability=Capability.IMAGE, upload=image,
+                             call=lambda impl: impl.image_variation(image, params), summarize=_images_summary)
     return json_response(result)
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import live_asgi  # noqa: F401  (fixture)
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -9,36 +9,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.core.cache import cache
 
-from apps.proxy.models import Provider, Run, RunStatus
-from tests.live import live_asgi  # noqa: F401  (fixture)
+from apps.proxy.models import Run, RunStatus
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
-
-
-def engine_available() -> bool:
-    try:
-        import apps.engine.provider  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.fixture
-def raw_token(team, owner, upstream_provider):
-    """A personal /v1 token of Acme's owner; Acme has the test upstream as a provider."""
-    from apps.accounts.services import api_token_create
-
-    cache.clear()  # the per-token rate limit's windows
-    if not engine_available():  # until the engine lands, its provider would only add noise
-        Provider.objects.filter(team=team, kind="local").update(enabled=False)
-    return api_token_create(user=owner, team=team, name="faults")[1]
-
-
-@pytest.fixture
-def v1_url(live_asgi):
-    return live_asgi.url + "/v1"
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from django.views.debug import ExceptionReporter
 from apps.proxy.errors import ProxyError
 from apps.proxy.models import Provider, Run
 from tests.isolation_factories import KWARG_FACTORIES
-from tests.live import live_asgi  # noqa: F401  (fixture)
 from tests.security.test_access_walks import all_urls
 from tests.upstream import Reply, chat_chunks
 
@@ -49,15 +48,7 @@ def keyed(team, owner, upstream):
     from apps.proxy.services import provider_save
 
     upstream.api_key = KEY
-    if not _engine_available():
-        Provider.objects.filter(team=team, kind="local").update(enabled=False)
     return provider_save(team=team, user=owner, name="Keyed", base_url=upstream.url, api_key=KEY)
-
-
-def _engine_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("apps.engine.provider") is not None
 
 
 @pytest.fixture

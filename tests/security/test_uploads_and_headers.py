@@ -18,7 +18,6 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.live import live_asgi  # noqa: F401  (fixture)
 from tests.upstream import png_bytes
 
 BASE_DIR = Path(__file__).resolve().parents[2]

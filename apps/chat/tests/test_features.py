@@ -100,7 +100,7 @@ async def test_logprobs_heat_map_and_choices_as_tabs(owner, team, upstream, upst
     upstream.script(CHAT, Reply.stream(chunks))
     client = await chat_connect(owner, team)
     await client.send(form(upstream_provider, n="2", logprobs="on", top_logprobs="3"))
-    frames = await client.until("data-run-button")
+    await client.until("data-run-button")
     await client.close()
     sent = upstream.requests_to("/v1/chat/completions")[0].json
     assert (sent["n"], sent["logprobs"], sent["top_logprobs"]) == (2, True, 3)
@@ -116,7 +116,7 @@ async def test_compare_three_models_side_by_side(owner, team, upstream, upstream
     key = lambda m: f"{upstream_provider.pk}:{m}"  # noqa: E731
     data = form(upstream_provider, draft="Hi all", compare="on", col_model_key=[key("gpt-4o"), key("gpt-4o-mini")], col_temperature=["", "0.1"])
     await client.send(data)
-    frames = await client.until("data-run-button")
+    await client.until("data-run-button")
     all_runs = await runs()
     assert [r.model for r in all_runs] == ["gpt-4o-mini", "gpt-4o", "gpt-4o-mini"]
     assert len({r.group for r in all_runs}) == 1 and all_runs[0].group

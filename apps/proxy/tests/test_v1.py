@@ -9,33 +9,11 @@ import pytest
 from django.core.cache import cache
 
 from apps.accounts.services import api_token_create, api_token_revoke
-from apps.proxy.models import Provider, Run, RunSource, RunStatus
+from apps.proxy.models import Run, RunSource, RunStatus
 from tests.upstream import Reply, chat_chunks, png_bytes, wav_bytes
 
-from tests.live import live_asgi  # noqa: F401  (a real ASGI server sharing the test database)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _engine_available() -> bool:
-    try:
-        import apps.engine.provider  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.fixture
-def raw_token(team, owner, upstream_provider):
-    cache.clear()  # the rate limit's windows
-    if not _engine_available():
-        Provider.objects.filter(team=team, kind="local").update(enabled=False)
-    return api_token_create(user=owner, team=team, name="sdk")[1]
-
-
-@pytest.fixture
-def v1_url(live_asgi):
-    return live_asgi.url + "/v1"
 
 
 @pytest.fixture
@@ -278,8 +256,6 @@ def test_not_json_and_unknown_path_and_method(v1_url, raw_token, upstream):
 
 def test_viewer_token_can_list_but_not_run(v1_url, team, viewer, upstream_provider, upstream):
     cache.clear()
-    if not _engine_available():
-        Provider.objects.filter(team=team, kind="local").update(enabled=False)
     raw = api_token_create(user=viewer, team=team, name="viewer")[1]
     client = openai.OpenAI(base_url=v1_url, api_key=raw, max_retries=0)
     assert client.models.list().data

@@ -11,7 +11,6 @@ from django.core.cache import cache
 
 from apps.accounts.services import api_token_create
 from apps.proxy.models import Run, RunSource, RunStatus
-from tests.live import live_asgi  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
