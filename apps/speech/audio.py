@@ -98,15 +98,17 @@ def plan_chunks(samples: np.ndarray, *, chunk_s: float, window_s: float = 5.0) -
     if total <= size * 1.25:
         return [(0, total)]
     frame = RATE // 20
+    window = int(min(window_s, chunk_s / 4) * RATE)  # parts stay at least 3/4 of chunk_s long
     bounds, start = [], 0
     while total - start > size * 1.25:
         target = start + size
-        lo = max(start + frame, target - int(window_s * RATE))
+        lo = target - window
         region = samples[lo:target].astype(np.float32)
         usable = len(region) // frame * frame
         if usable:
             energy = (region[:usable].reshape(-1, frame) ** 2).mean(axis=1)
-            cut = lo + int(np.argmin(energy)) * frame + frame // 2
+            quietest = len(energy) - 1 - int(np.argmin(energy[::-1]))  # ties: the one nearest the target
+            cut = lo + quietest * frame + frame // 2
         else:
             cut = target
         bounds.append((start, cut))

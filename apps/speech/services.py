@@ -388,7 +388,12 @@ def _finish(transcript_id: int, status: str, error: str, run_id: int | None, ext
                               prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"))
         run.output = {**(run.output or {}), "duration_s": round(transcript.duration_s, 3), "rtf": _rtf(run.total_ms, heard)}
         run.output_file.name = transcript.audio.name  # the Run keeps the audio it heard
-        run.save(update_fields=["cost", "output", "output_file"])
+        fields = ["cost", "output", "output_file"]
+        if run.total_tokens is None and usage:  # stopped or failed: count what was heard
+            run.prompt_tokens, run.completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            run.total_tokens, run.usage_counted = usage.get("total_tokens"), True
+            fields += ["prompt_tokens", "completion_tokens", "total_tokens", "usage_counted"]
+        run.save(update_fields=fields)
         if run.error and not transcript.error:
             transcript.error = run.error
     transcript.finished_at = timezone.now()

@@ -181,6 +181,31 @@
     }
   }
 
+  // Drop a file on the upload box.
+  ["dragenter", "dragover"].forEach(function (type) {
+    document.addEventListener(type, function (e) {
+      var drop = e.target.closest && e.target.closest("#stt-drop");
+      if (!drop) return;
+      e.preventDefault();
+      drop.classList.add("dragging");
+    });
+  });
+  document.addEventListener("dragleave", function (e) {
+    var drop = e.target.closest && e.target.closest("#stt-drop");
+    if (drop) drop.classList.remove("dragging");
+  });
+  document.addEventListener("drop", function (e) {
+    var drop = e.target.closest && e.target.closest("#stt-drop");
+    if (!drop) return;
+    e.preventDefault();
+    drop.classList.remove("dragging");
+    var input = $("#stt-file");
+    if (e.dataTransfer && e.dataTransfer.files.length && input) {
+      input.files = e.dataTransfer.files;
+      showFile(input);
+    }
+  });
+
   function init() {
     setupRecorder();
     bindTranscriptPlayer();

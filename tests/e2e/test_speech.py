@@ -48,9 +48,10 @@ def test_speak_then_transcribe_with_timestamps(page, login, owner, team, shot, t
     expect(page.locator("#stt-model")).to_have_value(re.compile(r"\d+:whisper-tiny.en"))
     page.set_input_files("#stt-file", str(path))
     expect(page.locator("#stt-file-name")).to_contain_text("fox.wav")
-    page.check("input[name=task][value=translate]")
+    page.click(".task-seg label:has-text('Translate')")
     expect(page.locator("#english-only-note")).to_be_visible()
-    page.check("input[name=task][value=transcribe]")
+    page.click(".task-seg label:has-text('Transcribe')")
+    expect(page.locator("#english-only-note")).to_be_hidden()
     shot(page, "3-stt-ready")
     page.click("#stt-run")
     segments = page.locator(".segment")
@@ -68,3 +69,29 @@ def test_speak_then_transcribe_with_timestamps(page, login, owner, team, shot, t
     assert not page.js_errors
     shot(page, "5-segment-playing")
     assert Transcript.objects.get().status == "succeeded"
+
+
+def test_long_transcription_shows_progress_and_stop_keeps_the_text(page, login, owner, team, upstream, upstream_provider, shot, settings):
+    from tests.upstream import Reply, wav_bytes
+
+    settings.SPEECH_CHUNK_SECONDS = 2.0
+    parts = [Reply(json={"text": f"Part {i} heard.", "segments": [{"start": 0.0, "end": 1.5, "text": f" Part {i} heard."}]},
+                   first_delay=0.8) for i in range(1, 11)]
+    upstream.script("POST /v1/audio/transcriptions", *parts)
+    path = settings.MEDIA_ROOT.parent / "long.wav"
+    path.write_bytes(wav_bytes(seconds=20.0))
+    login(page, owner)
+    page.goto(f"/speech/transcribe/?model={upstream_provider.pk}:whisper-1")
+    page.set_input_files("#stt-file", str(path))
+    page.click("#stt-run")
+    expect(page.locator("#progress")).to_contain_text("Transcribing")
+    expect(page.locator("#progress .partial-text")).to_contain_text("Part 1 heard.", timeout=20_000)
+    shot(page, "1-progress")
+    page.click("#progress button:has-text('Stop')")
+    expect(page.locator("#progress .alert-warn")).to_contain_text("Stopped", timeout=20_000)
+    expect(page.locator(".segment").first).to_contain_text("Part 1 heard.")
+    shot(page, "2-stopped")
+    transcript = Transcript.objects.get()
+    assert transcript.status == "cancelled" and transcript.chunks_done < transcript.chunks == 10
+    assert transcript.run.status == "cancelled" and transcript.run.completion_tokens  # what was heard is counted
+    assert not page.js_errors

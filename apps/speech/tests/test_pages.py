@@ -215,3 +215,24 @@ def test_another_teams_clip_and_transcript_are_404(owner_client, outsider_client
     assert outsider_client.get(reverse("speech:clip_audio", args=[clip.pk])).status_code == 404
     page = outsider_client.get(reverse("speech:index"), {"clip": clip.pk}).content.decode()
     assert f"/speech/clips/{clip.pk}/audio" not in page and "Generated audio" not in page
+
+
+def test_pcm_plays_in_the_page_as_wav_and_downloads_raw(owner_client, only_upstream, upstream):
+    raw = b"\x01\x00\xff\xff" * 12000  # 24,000 samples: one second at 24 kHz
+    upstream.script("POST /v1/audio/speech", Reply(body=raw, content_type="audio/pcm"))
+    _speak(owner_client, f"{only_upstream.pk}:tts-1", voice="alloy", response_format="pcm")
+    clip = Run.objects.get(capability="speech")
+    assert clip.output["duration_s"] == pytest.approx(1.0)
+    played = owner_client.get(reverse("speech:clip_audio", args=[clip.pk]))
+    assert played["Content-Type"] == "audio/wav" and played.content[:4] == b"RIFF" and played.content.endswith(raw)
+    downloaded = owner_client.get(reverse("speech:clip_audio", args=[clip.pk]), {"download": "1"})
+    assert downloaded.content == raw and downloaded["Content-Disposition"] == f'attachment; filename="speech-{clip.pk}.pcm"'
+
+
+def test_bad_tts_input_says_what_to_fix(owner_client, only_upstream, upstream):
+    key = f"{only_upstream.pk}:tts-1"
+    assert "Write the text to speak" in _speak(owner_client, key, text="   ", voice="alloy").content.decode()
+    too_long = _speak(owner_client, key, text="a" * 4097, voice="alloy")
+    assert too_long.status_code == 400 and "4,097 characters" in too_long.content.decode()
+    assert "Speed must be from 0.25 to 4" in _speak(owner_client, key, voice="alloy", speed="9").content.decode()
+    assert not upstream.requests_to("/v1/audio/speech")
