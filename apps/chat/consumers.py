@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
+    # A turn streams to the page from this process (apps.chat.live), not through the
+    # channel layer, so the consumer does not subscribe to it: with Redis, a subscription
+    # is a blocking read per open page, and under load (the 200-stream fan-out bench) one
+    # that outlived a long stream failed its read and closed the socket with 1011.
+    channel_layer_alias = None
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
