@@ -29,6 +29,10 @@ def _errors(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
+def _can_create(request) -> bool:
+    return bool(request.membership and request.membership.allows(Role.EDITOR))
+
+
 def _resolve(request, key: str) -> tuple:
     """(provider, model id, catalog entry or None) from the picker's value, or ValidationError."""
     try:
@@ -84,7 +88,7 @@ def index(request):
         except Http404:  # an unknown or foreign clip in the query string: the empty page
             clip = None
     form["model_key"] = _first_key(index, form["model_key"])
-    context = {"form": form, "index": index, "error": error, "clip": clip,
+    context = {"form": form, "index": index, "error": error, "clip": clip, "can_create": _can_create(request),
                "history": selectors.clips_for_team(team=request.team)[:20], **_tts_options(request, form["model_key"])}
     if request.htmx and request.method == "POST":
         return render(request, "speech/tts.html#result", context, status=status)
@@ -156,27 +160,28 @@ def transcribe(request):
     form["model_key"] = _first_key(index, form["model_key"])
     local_stt = [m for m in index.models if m.provider_kind == "local"]
     context = {"form": form, "index": index, "error": error, "formats": services.TRANSCRIPT_FORMATS, "tasks": Task.choices,
+               "can_create": _can_create(request),
                "limit_mb": services.max_upload_bytes() / 1048576, "english_only": [m.key for m in local_stt if m.id.endswith(".en")],
                "recent": selectors.transcripts_for_team(team=request.team)[:20]}
     return render(request, "speech/stt.html", context, status=status)
 
 
-def _transcript_context(transcript: Transcript) -> dict:
-    return {"transcript": transcript, "run": transcript.run, "segments": selectors.segment_rows(transcript=transcript)}
+def _transcript_context(transcript: Transcript, request=None) -> dict:
+    return {"transcript": transcript, "can_create": request is not None and _can_create(request), "run": transcript.run, "segments": selectors.segment_rows(transcript=transcript)}
 
 
 @team_required(Role.VIEWER)
 @require_GET
 def transcript(request, transcript_id: int):
     item = selectors.transcript_get(team=request.team, transcript_id=transcript_id)
-    return render(request, "speech/transcript.html", _transcript_context(item))
+    return render(request, "speech/transcript.html", _transcript_context(item, request))
 
 
 @team_required(Role.VIEWER)
 @require_GET
 def transcript_progress(request, transcript_id: int):
     item = selectors.transcript_get(team=request.team, transcript_id=transcript_id)
-    response = render(request, "speech/transcript.html#progress", _transcript_context(item))
+    response = render(request, "speech/transcript.html#progress", _transcript_context(item, request))
     if not item.is_active and request.htmx:
         response["HX-Refresh"] = "true"  # the result is a whole page: load it
     return response
@@ -188,7 +193,7 @@ def transcript_cancel(request, transcript_id: int):
     item = selectors.transcript_get(team=request.team, transcript_id=transcript_id)
     item = services.transcript_cancel(transcript=item)
     if request.htmx:
-        return render(request, "speech/transcript.html#progress", _transcript_context(item))
+        return render(request, "speech/transcript.html#progress", _transcript_context(item, request))
     return redirect("speech:transcript", transcript_id=item.pk)
 
 

@@ -95,3 +95,39 @@ def test_long_transcription_shows_progress_and_stop_keeps_the_text(page, login, 
     assert transcript.status == "cancelled" and transcript.chunks_done < transcript.chunks == 10
     assert transcript.run.status == "cancelled" and transcript.run.completion_tokens  # what was heard is counted
     assert not page.js_errors
+
+
+def test_record_in_the_browser_with_level_meter_and_timer(browser, live_asgi, login, owner, team, shot):
+    """Chromium's fake microphone (a beep) stands in for a voice: the recorder runs, the
+    timer and level meter move, the recording becomes the form's file and is transcribed."""
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    fake_mic = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=[
+        *CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+    try:
+        context = fake_mic.new_context(base_url=live_asgi.url, viewport={"width": 1360, "height": 860}, permissions=["microphone"])
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        login(page, owner)
+        page.goto("/speech/transcribe/")
+        page.click("#rec-start")
+        expect(page.locator("#rec-stop")).to_be_visible()
+        expect(page.locator("#rec-time")).to_have_text("0:02", timeout=10_000)
+        page.wait_for_function("parseFloat(document.querySelector('#rec-level').style.width) > 0")
+        shot(page, "1-recording")
+        page.click("#rec-stop")
+        expect(page.locator("#stt-file-name")).to_contain_text(re.compile(r"recording-.*\.(webm|ogg|m4a)"))
+        expect(page.locator("#rec-status")).to_contain_text("Recorded 0:0")
+        assert page.evaluate("document.querySelector('#stt-file').files[0].size") > 1000
+        shot(page, "2-recorded")
+        page.click("#stt-run")
+        expect(page.locator("#progress .speech-stats")).to_be_visible(timeout=60_000)
+        transcript = Transcript.objects.get()
+        assert transcript.status == "succeeded", transcript.error
+        assert transcript.filename.startswith("recording-") and transcript.duration_s > 1.5
+        shot(page, "3-transcribed")
+        assert not errors
+    finally:
+        fake_mic.close()

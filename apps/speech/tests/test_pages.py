@@ -197,7 +197,8 @@ def test_an_uploaded_name_never_becomes_a_storage_path(owner_client, only_upstre
 
 def test_a_viewer_cannot_create(viewer_client, team):
     local = team.providers.get(kind="local")
-    assert viewer_client.get(reverse("speech:index")).status_code == 200
+    page = viewer_client.get(reverse("speech:index")).content.decode()
+    assert "Your role is viewer" in page and re.search(r'id="tts-run"[^>]*disabled', page)
     assert _speak(viewer_client, f"{local.pk}:piper-joe-medium").status_code == 403
     assert _upload(viewer_client, f"{local.pk}:whisper-tiny.en", wav_bytes()).status_code == 403
     assert not Run.objects.exists() and not Transcript.objects.exists()
