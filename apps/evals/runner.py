@@ -47,6 +47,14 @@ def _setting(name: str, default: float) -> float:
 # Evaluations running in this process: id -> (loop, task), so Stop can cancel at once.
 _running: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Task]] = {}
 _lock = threading.Lock()
+# Cells streaming right now: evaluation id -> {(row number, variant id): stream}. The page
+# reads the text received so far from here (same process) while it polls.
+_inflight: dict[int, dict[tuple[int, int], RunStream]] = {}
+
+
+def inflight_text(evaluation_id: int) -> dict[tuple[int, int], str]:
+    cells = dict(_inflight.get(evaluation_id) or {})
+    return {key: stream.acc.text(0) for key, stream in cells.items()}
 
 
 def spawn(*, evaluation_id: int) -> threading.Thread:
@@ -216,11 +224,13 @@ async def execute(*, evaluation_id: int) -> None:
             record(result)
             return
         stream: RunStream | None = None
+        live = _inflight.setdefault(evaluation_id, {})
         try:
             stream = await stream_start(
                 team=evaluation.team, user=evaluation.created_by, provider=variant.provider, request=request, kind=kind,
                 source=RunSource.EVAL, prompt_version_id=variant.prompt_version_id, group=evaluation.group,
             )
+            live[(number, variant.pk)] = stream
             async with stream:
                 async for _event in stream:
                     pass
@@ -236,6 +246,8 @@ async def execute(*, evaluation_id: int) -> None:
         except Exception as exc:  # a bug in one cell must not end the others
             logger.exception("evaluation %s row %s failed", evaluation_id, number)
             result.status, result.error = ResultStatus.FAILED, f"Playground failed: {type(exc).__name__}: {exc}"
+        finally:
+            live.pop((number, variant.pk), None)
         _fill(result, stream)
         if result.status == ResultStatus.SUCCEEDED and checks:
             result.checks = checks_apply(checks, output=result.output, values=row.values)
@@ -294,6 +306,7 @@ async def execute(*, evaluation_id: int) -> None:
             error = f"Stopped after {done:,} of {evaluation.total:,} cells; finished cells and partial output are kept."
         await asyncio.shield(flush())
         await asyncio.shield(database_sync_to_async(_finish)(evaluation_id, status, error))
+        _inflight.pop(evaluation_id, None)
 
 
 def _fill(result: Result, stream: RunStream | None) -> None:

@@ -60,10 +60,19 @@ def evaluation_get(*, team: Team, evaluation_id: int | str) -> Evaluation:
 
 
 @dataclass
+class PendingCell:
+    """A cell not finished yet: queued, or streaming (with the text so far)."""
+
+    running: bool = False
+    output: str = ""
+    pending: bool = True
+
+
+@dataclass
 class GridRow:
     number: int
     values: dict[str, Any]
-    cells: list[Result | None]  # one per variant, None while pending
+    cells: list[Result | PendingCell]  # one per variant
 
 
 @dataclass
@@ -78,6 +87,8 @@ def evaluation_variants(*, evaluation: Evaluation) -> list[Variant]:
     labels = [check_label(c) for c in evaluation.checks]
     for variant in variants:
         variant.letter = "ABCDEFGH"[variant.position % 8]
+        variant.not_passed = max(variant.done - variant.passed, 0)
+        variant.to_go = max(evaluation.row_count - variant.done, 0)
         passes = variant.check_passes or [0] * len(labels)
         variant.check_totals = [{"label": label, "passed": passes[i] if i < len(passes) else 0} for i, label in enumerate(labels)]
     return variants
@@ -99,13 +110,30 @@ def evaluation_grid(*, evaluation: Evaluation, variants: list[Variant], page: in
     for result in Result.objects.filter(evaluation=evaluation, row_number__in=wanted):
         by_cell[(result.row_number, result.variant_id)] = result
     labels = [check_label(c) for c in evaluation.checks]
+    live: dict[tuple[int, int], str] = {}
+    if evaluation.is_active:
+        from apps.evals.runner import inflight_text
+
+        live = inflight_text(evaluation.pk)
+    # Rows not reached yet show the suite's values (one bounded slice, in the run's order).
+    unseen = [n for n in wanted if not any((n, v.pk) in by_cell for v in variants)]
+    suite_values: dict[int, dict[str, Any]] = {}
+    if unseen and not failing:
+        first, last = min(unseen), max(unseen)
+        rows_slice = TestRow.objects.filter(suite_id=evaluation.suite_id).order_by("position", "id")[first - 1:last]
+        suite_values = {first + i: row.values for i, row in enumerate(rows_slice)}
     rows = []
     for number in wanted:
-        cells = [by_cell.get((number, v.pk)) for v in variants]
-        for cell in cells:
-            if cell is not None:
-                cell.check_rows = [{"label": labels[i] if i < len(labels) else "", **outcome} for i, outcome in enumerate(cell.checks or [])]
-        values = next((c.values for c in cells if c is not None), {})
-        rows.append(GridRow(number=number, values=values, cells=cells))
+        cells: list[Result | PendingCell] = []
+        for variant in variants:
+            cell = by_cell.get((number, variant.pk))
+            if cell is None:
+                text = live.get((number, variant.pk))
+                cells.append(PendingCell(running=text is not None, output=text or ""))
+                continue
+            cell.check_rows = [{"label": labels[i] if i < len(labels) else "", **outcome} for i, outcome in enumerate(cell.checks or [])]
+            cells.append(cell)
+        values = next((c.values for c in cells if isinstance(c, Result)), None)
+        rows.append(GridRow(number=number, values=values if values is not None else suite_values.get(number, {}), cells=cells))
     columns = list(evaluation.suite.columns)
     return Grid(rows=rows, page=paged, columns=columns)

@@ -81,7 +81,7 @@ def test_an_upstream_error_fails_one_cell_and_the_rest_go_on(team, owner, only_u
     assert (variant.failed, variant.succeeded) == (1, 2)
 
 
-def test_stop_keeps_finished_cells_and_the_partial_output_in_flight(team, owner, only_upstream, city_version, make_suite, upstream, settings):
+def test_stop_keeps_finished_cells_and_the_partial_output_in_flight(team, owner, owner_client, only_upstream, city_version, make_suite, upstream, settings):
     settings.RUN_CHECKPOINT_SECONDS = 0.05  # the Run shows its output so far, so the test can see streaming started
     slow = Reply.stream(chat_chunks(["Slow", *[f" word{i}" for i in range(100)]]), delay=0.1)
     upstream.script(CHAT, answer("Paris"), answer("Rome"), slow)
@@ -90,7 +90,14 @@ def test_stop_keeps_finished_cells_and_the_partial_output_in_flight(team, owner,
     evaluation = start(team, owner, suite, spec(city_version, only_upstream), concurrency=1)
     wait_for(lambda: Run.objects.filter(group=evaluation.group, status="running", output_text__startswith="Slow word").exists(),
              what="the third row to stream")
-    evaluation_stop(evaluation=Evaluation.objects.get(pk=evaluation.pk))
+    # While it runs, the polled grid shows the text streaming in row 3 and the values of rows to come.
+    live = owner_client.get(reverse("evals:evaluation_results", args=[evaluation.pk])).content.decode()
+    assert 'hx-trigger="every 1s"' in live and "generating…" in live
+    streaming = live.split('class="ev-out ev-pending ev-running"')[1]
+    assert streaming.split("</td>")[0].count("Slow word") == 1
+    assert "Country 5" in live and "queued" in live
+    response = owner_client.post(reverse("evals:evaluation_stop", args=[evaluation.pk]))
+    assert response.status_code == 302
     evaluation = wait_finished(evaluation.pk)
     assert evaluation.status == EvaluationStatus.CANCELLED
     assert "Stopped after 3 of 6 cells" in evaluation.error
