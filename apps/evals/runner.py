@@ -204,11 +204,16 @@ async def execute(*, evaluation_id: int) -> None:
         totals[result.variant_id].add(result)
         buffer.append(result)
 
+    writes: list[asyncio.Task] = []
+
     async def flush() -> bool:
         batch = buffer[:]
         buffer.clear()
         snapshot = {k: Totals(**{**t.__dict__, "check_passes": list(t.check_passes)}) for k, t in totals.items()}
-        return await database_sync_to_async(_flush)(evaluation_id, batch, snapshot)
+        # Its own task, shielded: a Stop arriving mid-write must not drop the batch taken.
+        write = asyncio.ensure_future(database_sync_to_async(_flush)(evaluation_id, batch, snapshot))
+        writes.append(write)
+        return await asyncio.shield(write)
 
     async def cell(number: int, row: TestRow, variant: Variant) -> None:
         result = Result(evaluation_id=evaluation_id, variant_id=variant.pk, row_id=row.pk, row_number=number, values=row.values)
@@ -301,6 +306,7 @@ async def execute(*, evaluation_id: int) -> None:
             task.cancel()
         # Let every cancelled cell record its partial output before the last write.
         await asyncio.gather(*tasks, watcher, return_exceptions=True)
+        await asyncio.gather(*writes, return_exceptions=True)
         if status == EvaluationStatus.CANCELLED:
             done = sum(t.done for t in totals.values())
             error = f"Stopped after {done:,} of {evaluation.total:,} cells; finished cells and partial output are kept."
