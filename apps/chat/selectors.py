@@ -96,7 +96,9 @@ def conversation_prefill(*, team: Team, version_id: str = "", run_id: str = "", 
             request["tools"] = version.tools
         if version.response_format:
             request["response_format"] = version.response_format
-        return request_state(request=request, provider_id=version.provider_id)
+        state = request_state(request=request, provider_id=version.provider_id)
+        state["from_version"] = version  # “Save” then adds a version to this prompt
+        return state
     if run_id:
         from apps.proxy.selectors import run_get
 

@@ -601,8 +601,9 @@ def conversation_messages_append(*, conversation_id: int, messages: list[Message
         conversation.save(update_fields=["state", "updated_at"])
 
 
-def prompt_save(*, team: Team, user, name: str, plan: ChatPlan):
-    """Save the conversation and parameters as a new prompt (the prompts library's version)."""
+def prompt_save(*, team: Team, user, name: str, plan: ChatPlan, prompt=None):
+    """Save the conversation and parameters as a new prompt (the prompts library's version),
+    or as the next version of `prompt` (then `name` is the commit message)."""
     from apps.prompts.services import prompt_version_create
 
     column = plan.columns[0]
@@ -610,7 +611,8 @@ def prompt_save(*, team: Team, user, name: str, plan: ChatPlan):
     messages = [m for m in request["messages"]]
     params = {k: v for k, v in request.items() if k not in ("model", "messages", "tools", "response_format")}
     return prompt_version_create(
-        team=team, user=user, name=name or conversation_title(plan.messages), messages=messages,
+        team=team, user=user, prompt=prompt, name=name or conversation_title(plan.messages), messages=messages,
         provider=column.provider, model=request["model"], params=params, tools=request.get("tools") or [],
-        response_format=request.get("response_format"), commit_message="Saved from the chat playground",
+        response_format=request.get("response_format"),
+        commit_message=(name if prompt is not None and name else "Saved from the chat playground"),
     )

@@ -82,6 +82,7 @@ def chat_page(request, conversation_id: int | None = None):
         "params": params,
         "columns": params.get("columns") or [],
         "recent": conversations_recent(team=request.team, user=request.user),
+        "from_version": state.get("from_version"),
         "can_run": request.membership.allows(Role.EDITOR),
         "tools_example": DEFAULT_TOOLS_EXAMPLE,
         "schema_example": DEFAULT_SCHEMA_EXAMPLE,
@@ -157,9 +158,14 @@ def view_code(request):
 def save_prompt(request):
     """“Save as prompt”: the conversation and parameters as a new saved prompt."""
     name = (request.headers.get("HX-Prompt") or request.POST.get("prompt_name") or "").strip()
+    prompt = None
+    if (request.POST.get("prompt_id") or "").isdigit():  # opened from a saved prompt: a new version of it
+        from apps.prompts.selectors import prompt_get
+
+        prompt = prompt_get(team=request.team, prompt_id=request.POST["prompt_id"])
     try:
         plan = async_to_sync(chat_plan)(team=request.team, data=_form_data(request))
     except ChatInputError as exc:
         return render(request, "chat/_saved.html", {"error": exc.message})
-    version = prompt_save(team=request.team, user=request.user, name=name, plan=plan)
+    version = prompt_save(team=request.team, user=request.user, name=name, plan=plan, prompt=prompt)
     return render(request, "chat/_saved.html", {"version": version})

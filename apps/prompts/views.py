@@ -291,7 +291,7 @@ def run_share(request, run_id: int):
 @team_required(Role.EDITOR)
 def share_list(request):
     links = selectors.share_links_for(team=request.team)[:200]
-    return render(request, "prompts/shares.html", {"links": links})
+    return render(request, "prompts/shares.html", {"links": links, "expiry_choices": EXPIRY_CHOICES})
 
 
 @team_required()

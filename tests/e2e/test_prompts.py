@@ -79,6 +79,30 @@ def test_save_edit_three_versions_diff_and_preview(page, login, owner, team, sho
     expect(page.locator("[data-diff-section='Messages'] ins").first).to_be_visible()
     expect(page.locator("[data-diff-section='Parameters']")).to_contain_text("max_tokens")
     shot(page, "3-diff")
+    page.goto("/prompts/")
+    expect(page.locator("[data-prompt]")).to_have_count(1)
+    expect(page.locator("[data-prompt]")).to_contain_text("3")
+    shot(page, "4-library")
+    assert not page.js_errors
+
+
+def test_open_in_playground_and_save_a_new_version_from_chat(page, login, owner, team, shot):
+    login(page, owner)
+    local = _new_prompt(page, team)
+    page.click("[data-save-version]")
+    page.click("[data-open-playground]")
+    expect(page.locator("[data-ws-state]")).to_have_text("live")
+    expect(page.locator("[name=system]")).to_have_value("You are a friendly support agent for {{company}}.")
+    expect(page.locator(".msg-user textarea")).to_have_value("Write a short reply to {{customer}} about: {{issue}}")
+    expect(page.locator("[data-model-picker]")).to_have_value(f"{local.pk}:smollm2-135m-instruct")
+    expect(page.locator("#p-temperature")).to_have_value("0.7")
+    page.fill("[name=system]", "You are a warm support agent for {{company}}.")
+    page.once("dialog", lambda dialog: dialog.accept("Warmer tone"))
+    page.click("[data-save-version]")
+    expect(page.locator("#dialog-body")).to_contain_text("v2")
+    shot(page, "1-saved-from-chat")
+    v2 = Prompt.objects.get().versions.get(number=2)
+    assert v2.commit_message == "Warmer tone" and v2.messages[0]["content"] == "You are a warm support agent for {{company}}."
     assert not page.js_errors
 
 

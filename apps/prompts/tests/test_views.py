@@ -191,3 +191,19 @@ def test_present_page_has_the_conversation_and_run_only(owner_client, make_versi
     page = owner_client.get(f"/prompts/versions/{version.pk}/present/", {"var.name": "Ada"}).content.decode()
     assert "Hello Ada</textarea>" in page and 'ws-connect="/ws/chat/"' in page
     assert "sidebar" not in page and "data-present-error" not in page
+
+
+def test_saving_in_chat_after_open_adds_a_version_to_that_prompt(owner_client, outsider_client, team, make_version):
+    local = _local(team)
+    version = make_version(content="Hello", model="smollm2-135m-instruct", provider=local)
+    page = owner_client.get(f"/chat/?version={version.pk}").content.decode()
+    assert f'name="prompt_id" value="{version.prompt_id}"' in page and "Save as new version" in page
+    form = {"prompt_id": str(version.prompt_id), "system": "You are kinder.", "uid": "a1", "role": "user", "content": "Hello there",
+            "model_key": f"{local.pk}:smollm2-135m-instruct", "temperature": "0.2"}
+    response = owner_client.post("/chat/save/", form, HTTP_HX_PROMPT="Kinder system message")
+    assert "v2" in response.content.decode()
+    v2 = version.prompt.versions.get(number=2)
+    assert v2.commit_message == "Kinder system message" and v2.messages[0] == {"role": "system", "content": "You are kinder."}
+    assert v2.params == {"temperature": 0.2}
+    assert outsider_client.post("/chat/save/", form).status_code == 404
+    assert version.prompt.versions.count() == 2
