@@ -71,7 +71,7 @@ def _nice_max(value: float) -> float:
 
 def _fmt(value: float, metric: str) -> str:
     if metric == "cost":
-        return f"${value:,.4f}".rstrip("0").rstrip(".") if value < 1 else f"${value:,.2f}"
+        return f"${value:,.6f}".rstrip("0").rstrip(".") if value < 1 else f"${value:,.2f}"
     if value >= 1_000_000:
         return f"{value / 1_000_000:g}M"
     if value >= 1_000:

@@ -6,6 +6,7 @@ import json
 from django.shortcuts import render
 
 from apps.accounts.decorators import team_required
+from apps.accounts.models import Role
 from apps.runs import selectors
 from apps.runs.charts import METRICS, usage_chart
 
@@ -39,6 +40,8 @@ def run_detail(request, run_id: int):
         "choices": (run.output or {}).get("choices") or [],
         "replay_url": selectors.replay_url(run),
         "group": selectors.runs_in_group(team=request.team, run=run),
+        # Share links live in the prompts app (its run_share view creates them).
+        "can_share": request.membership.allows(Role.EDITOR),
     }
     return render(request, "runs/detail.html", context)
 

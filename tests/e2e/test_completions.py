@@ -79,6 +79,9 @@ def test_variables_heat_map_and_refusals(page, login, owner, team, upstream, ups
     page.locator(".cmp-result .cmp-out .lp").nth(1).hover()
     assert "30.1%" in page.locator(".cmp-result .cmp-out .lp").nth(1).get_attribute("data-tip")
     shot(page, "2-heat-map")
+    page.evaluate("document.documentElement.dataset.theme = 'dark'")
+    shot(page, "2-heat-map-dark")
+    page.evaluate("document.documentElement.dataset.theme = 'light'")
     assert upstream.requests_to("/v1/completions")[0].json["prompt"] == "The colours of the flag are"
     # Too long for the model's 4,096-token window: refused before sending, the field named.
     page.click("[data-edit-prompt]")

@@ -66,6 +66,9 @@ def test_a_completion_run_in_the_history_filter_open_and_replay(page, login, own
     expect(page.locator(".run-output")).to_have_text(" wrote it down.")
     expect(page.locator(".run-numbers")).to_contain_text("Time to first token")
     shot(page, "3-run")
+    page.evaluate("document.documentElement.dataset.theme = 'dark'")
+    shot(page, "3-run-dark")
+    page.evaluate("document.documentElement.dataset.theme = 'light'")
     page.click("text=Replay in Completions")
     page.wait_for_url(f"**/completions/?run={run.pk}")
     expect(page.locator("#cmp-prompt")).to_have_value("She took the letter and")
@@ -88,6 +91,8 @@ def test_usage_chart_by_day_user_and_model(page, login, owner, editor, team, sho
     expect(page.locator(".chart-card h2")).to_have_text("Cost (USD) per day")
     assert page.locator(".usage-chart .seg-cost").count() >= 5
     shot(page, "2-cost")
+    page.evaluate("document.documentElement.dataset.theme = 'dark'")
+    shot(page, "3-cost-dark")
     page.click(".usage-table >> text=gpt-4o-mini")
     page.wait_for_url("**model=gpt-4o-mini**")
     expect(page.locator(".run-row").first).to_contain_text("gpt-4o-mini")

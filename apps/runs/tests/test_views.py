@@ -107,3 +107,15 @@ def test_another_teams_run_is_404(outsider_client, team, owner):
     assert outsider_client.get(f"/runs/{run.pk}/").status_code == 404
     assert b"secret" not in outsider_client.get("/runs/").content
     assert b"secret" not in outsider_client.get("/runs/usage/").content
+
+
+def test_an_editor_can_share_a_run_read_only_a_viewer_cannot(owner_client, viewer_client, team, owner):
+    run = Run.objects.create(team=team, user=owner, capability="completion", model="gemma-3-270m",
+                             input={"prompt": "Shared prompt"}, output_text=" shared answer", status="succeeded")
+    html = owner_client.get(f"/runs/{run.pk}/").content.decode()
+    assert f'action="/prompts/runs/{run.pk}/share/"' in html
+    assert "Create read-only link" not in viewer_client.get(f"/runs/{run.pk}/").content.decode()
+    response = owner_client.post(f"/prompts/runs/{run.pk}/share/", {"expires_in": "24"}, follow=True)
+    link = next(m.message for m in response.context["messages"]).split("Share link created: ")[1]
+    public = Client().get(link.replace("http://testserver", ""))
+    assert public.status_code == 200 and "shared answer" in public.content.decode()
