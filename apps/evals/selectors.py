@@ -91,6 +91,12 @@ def evaluation_variants(*, evaluation: Evaluation) -> list[Variant]:
         variant.to_go = max(evaluation.row_count - variant.done, 0)
         passes = variant.check_passes or [0] * len(labels)
         variant.check_totals = [{"label": label, "passed": passes[i] if i < len(passes) else 0} for i, label in enumerate(labels)]
+        variant.best = False
+    if len(variants) > 1 and labels and not evaluation.is_active:
+        top = max(v.passed for v in variants)
+        leaders = [v for v in variants if v.passed == top]
+        if top and len(leaders) == 1:
+            leaders[0].best = True
     return variants
 
 
@@ -137,3 +143,28 @@ def evaluation_grid(*, evaluation: Evaluation, variants: list[Variant], page: in
         rows.append(GridRow(number=number, values=values if values is not None else suite_values.get(number, {}), cells=cells))
     columns = list(evaluation.suite.columns)
     return Grid(rows=rows, page=paged, columns=columns)
+
+
+def evaluation_export_rows(*, evaluation: Evaluation):
+    """Every cell, one dict per row and variant, read in chunks (for downloads of any size)."""
+    variants = {v.pk: v for v in evaluation.variants.all()}
+    labels = [check_label(c) for c in evaluation.checks]
+    columns = list(evaluation.suite.columns)
+    results = Result.objects.filter(evaluation=evaluation).order_by("row_number", "variant__position")
+    for result in results.iterator(chunk_size=500):
+        variant = variants.get(result.variant_id)
+        record: dict[str, Any] = {"row": result.row_number, "variant": variant.label if variant else "", "model": variant.model if variant else ""}
+        record.update({f"var:{c}": (result.values or {}).get(c) for c in columns})
+        record.update({
+            "output": result.output, "status": result.status, "error": result.error,
+            "passed": result.passed,
+        })
+        for index, label in enumerate(labels):
+            outcome = result.checks[index] if index < len(result.checks or []) else {}
+            record[f"check:{label}"] = outcome.get("passed")
+        record.update({
+            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+            "cost": str(result.cost) if result.cost is not None else None, "total_ms": round(result.total_ms) if result.total_ms is not None else None,
+            "run_id": result.run_id,
+        })
+        yield record

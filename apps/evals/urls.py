@@ -20,5 +20,6 @@ urlpatterns = [
     path("<int:evaluation_id>/", views.evaluation_detail, name="evaluation"),
     path("<int:evaluation_id>/results", views.evaluation_results, name="evaluation_results"),
     path("<int:evaluation_id>/stop", views.evaluation_stop, name="evaluation_stop"),
+    path("<int:evaluation_id>/download", views.evaluation_download, name="evaluation_download"),
     path("<int:evaluation_id>/delete", views.evaluation_delete, name="evaluation_delete"),
 ]

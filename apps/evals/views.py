@@ -4,12 +4,15 @@ Thin: parse, authorise (team_required), call one service or selector, render.
 """
 from __future__ import annotations
 
+import csv
+import io
+import json
 import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -49,7 +52,9 @@ def index(request):
             error = exc.message
         else:
             return redirect("evals:suite", suite_id=suite.pk)
+    preselect = request.POST.get("prompt_version") or request.GET.get("version") or ""
     context = {
+        "preselect": int(preselect) if str(preselect).isdigit() else None,
         "suites": selectors.suites_for_team(team=request.team)[:100],
         "evaluations": selectors.evaluations_for_team(team=request.team)[:20],
         "versions": selectors.versions_for_team(team=request.team),
@@ -68,7 +73,8 @@ def _run_models(team) -> ModelIndex:
 def _suite_context(request, suite, **extra: Any) -> dict[str, Any]:
     versions = selectors.versions_for_team(team=request.team)
     index = _run_models(request.team)
-    default_version = suite.prompt_version or (versions[0] if versions else None)
+    asked = request.GET.get("version") or ""
+    default_version = next((v for v in versions if str(v.pk) == asked), None) or suite.prompt_version or (versions[0] if versions else None)
     selected = ""
     if default_version is not None and default_version.provider_id and default_version.model:
         selected = f"{default_version.provider_id}:{default_version.model}"
@@ -312,6 +318,34 @@ def evaluation_stop(request, evaluation_id: int):
     if request.htmx:
         return render(request, "evals/evaluation.html#results", _evaluation_context(request, evaluation))
     return redirect("evals:evaluation", evaluation_id=evaluation.pk)
+
+
+@team_required()
+def evaluation_download(request, evaluation_id: int):
+    """Every cell as CSV (one line per row and variant) or JSONL, streamed in chunks."""
+    evaluation = selectors.evaluation_get(team=request.team, evaluation_id=evaluation_id)
+    fmt = "jsonl" if request.GET.get("format") == "jsonl" else "csv"
+    records = selectors.evaluation_export_rows(evaluation=evaluation)
+    if fmt == "jsonl":
+        lines = (json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
+    else:
+        response = StreamingHttpResponse(_csv_lines(records), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="evaluation-{evaluation.pk}.{fmt}"'
+    return response
+
+
+def _csv_lines(records):
+    buffer = io.StringIO()
+    writer = None
+    for record in records:
+        if writer is None:
+            writer = csv.DictWriter(buffer, fieldnames=list(record))
+            writer.writeheader()
+        writer.writerow({k: "" if v is None else v for k, v in record.items()})
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
 
 
 @team_required()

@@ -178,3 +178,45 @@ def test_an_evaluation_left_running_by_a_dead_process_is_interrupted_at_startup(
     dead.refresh_from_db()
     assert here_dead.status == "interrupted" and "cells finished until then are kept" in here_dead.error
     assert dead.status == "running"  # another host's process: not ours to judge
+
+
+def test_failing_filter_download_and_best_variant(team, owner, owner_client, only_upstream, city_version, make_suite, upstream):
+    import csv
+    import io
+    import json
+
+    upstream.script(CHAT, answer("Paris"), answer("Rome"), answer("Barcelona"))
+    suite = make_suite(CITIES, columns=("city", "expected"), checks=[{"kind": "contains", "column": "expected"}])
+    evaluation = wait_finished(start(team, owner, suite, spec(city_version, only_upstream), concurrency=1).pk)
+    page = owner_client.get(reverse("evals:evaluation", args=[evaluation.pk]), {"failing": "1"}).content.decode()
+    assert page.count('data-row="') == 1 and 'data-row="3"' in page and "Barcelona" in page and "Paris" not in page.split('id="grid"')[1]
+    response = owner_client.get(reverse("evals:evaluation_download", args=[evaluation.pk]), {"format": "csv"})
+    assert response["Content-Disposition"] == f'attachment; filename="evaluation-{evaluation.pk}.csv"'
+    lines = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(r["row"], r["var:city"], r["output"], r["passed"], r["check:contains column expected"]) for r in lines] == [
+        ("1", "France", "Paris", "True", "True"), ("2", "Italy", "Rome", "True", "True"), ("3", "Spain", "Barcelona", "False", "False")]
+    assert lines[0]["prompt_tokens"] == "12" and lines[0]["run_id"]
+    response = owner_client.get(reverse("evals:evaluation_download", args=[evaluation.pk]), {"format": "jsonl"})
+    records = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert len(records) == 3 and records[2]["output"] == "Barcelona" and records[2]["passed"] is False
+
+    # Compare: the variant that passed more rows is marked.
+    upstream.script(CHAT, answer("Paris"), answer("Paris"), answer("Rome"), answer("Nope"), answer("Madrid"), answer("Nope"))
+    compare = wait_finished(start(team, owner, suite, spec(city_version, only_upstream), spec(city_version, only_upstream, "gpt-4o"),
+                                  concurrency=1).pk)
+    page = owner_client.get(reverse("evals:evaluation", args=[compare.pk])).content.decode()
+    passed = list(Variant.objects.filter(evaluation=compare).order_by("position").values_list("passed", flat=True))
+    assert passed == [3, 1]
+    assert page.count("data-best") == 1 and 'gpt-4o-mini <span class="badge badge-ok" data-best>' in page
+
+
+def test_a_suite_without_rows_cannot_run(team, owner, owner_client, only_upstream, city_version):
+    from apps.evals.services import suite_create
+
+    suite = suite_create(team=team, user=owner, name="Empty", prompt_version=city_version)
+    assert suite.columns == ["city"]
+    response = owner_client.post(reverse("evals:suite_run", args=[suite.pk]), {
+        "version_0": city_version.pk, "model_key_0": f"{only_upstream.pk}:gpt-4o-mini"})
+    assert response.status_code == 400 and "no rows yet" in response.content.decode()
+    page = owner_client.get(reverse("evals:index"), {"version": city_version.pk}).content.decode()
+    assert f'<option value="{city_version.pk}" selected>' in page
