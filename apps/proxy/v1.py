@@ -33,13 +33,14 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache, caches
+from django.core.cache import caches
 from django.core.exceptions import RequestDataTooBig
 from django.core.cache.backends.locmem import LocMemCache
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.accounts import ratelimit
 from apps.accounts.models import ApiToken, Membership, Role, Team, hash_token
 from apps.accounts.services import api_token_authenticate
 from apps.proxy import selectors, services
@@ -160,29 +161,18 @@ def _local_cache() -> bool:
 
 def _rate_limit(token_id: int) -> None:
     """A fixed window per token in the Django cache (shared by all workers on Redis)."""
-    limit = settings.V1_RATE_LIMIT
-    if not limit:  # pragma: no cover - checked by the caller too
-        return
     window = settings.V1_RATE_LIMIT_WINDOW
-    now = time.time()
-    slot = int(now // window)
-    key = f"v1:rl:{token_id}:{slot}"
     try:
-        cache.add(key, 0, timeout=window + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=window + 1)
-            count = 1
+        verdict = ratelimit.hit(f"v1:{token_id}", limit=settings.V1_RATE_LIMIT, window=window)
     except Exception as exc:  # noqa: BLE001 (the cache backend's own connection errors)
         # Fail open: Redis restarting must not take the whole API down with it.
         logger.warning("/v1 rate limit not applied: the cache is unavailable (%s)", exc)
         return
-    if count > limit:
-        wait = (slot + 1) * window - now
+    if not verdict.allowed:
         raise ProxyError(
-            f"Rate limit reached: {limit} requests per {window:g} s for this API token. Retry in {wait:.0f} s.",
-            code="rate_limit_exceeded", status=429, retry_after=wait,
+            f"Rate limit reached: {settings.V1_RATE_LIMIT} requests per {window:g} s for this API token. "
+            f"Retry in {verdict.retry_after:.0f} s.",
+            code="rate_limit_exceeded", status=429, retry_after=verdict.retry_after,
         )
 
 
