@@ -100,6 +100,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         )():
             raise ChatInputError("That conversation does not exist in your team.")
         plan = await chat_plan(team=self.team, data=content)
+        # Presentation mode runs a saved version as it is: its runs are recorded against it.
+        version_id = await database_sync_to_async(_team_version_id)(self.team, str(content.get("prompt_version") or ""))
 
         uid = new_uid()
         group = uuid.uuid4().hex if len(plan.columns) > 1 else ""
@@ -107,6 +109,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         for column in plan.columns:
             streams.append(await proxy.stream_start(
                 team=self.team, user=self.user, provider=column.provider, request=column.request, group=group,
+                prompt_version_id=version_id,
             ))
         # The upstream requests start now; the conversation is written while they warm up.
         turn = LiveTurn(conversation_id=0, team_id=self.team.pk, uid=uid, plan=plan, streams=streams)
@@ -193,6 +196,15 @@ def _final_message_html(team, conversation_id: int, uid: str) -> str:
 
 def _conversation_field(conversation_id: int) -> str:
     return f'<input type="hidden" name="conversation" id="conversation-id" value="{conversation_id}" hx-swap-oob="true">'
+
+
+def _team_version_id(team, value: str) -> int | None:
+    from apps.prompts.models import PromptVersion
+
+    version_id = _int(value)
+    if version_id and PromptVersion.objects.filter(pk=version_id, prompt__team=team).exists():
+        return version_id
+    return None
 
 
 def _int(value: str) -> int | None:

@@ -60,7 +60,7 @@
   const page = $("[data-present-page]");
   if (!page) return;
   document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && !document.querySelector("dialog[open]")) location.href = page.dataset.exitUrl;
+    if (e.key === "Escape" && !document.fullscreenElement && !document.querySelector("dialog[open]")) location.href = page.dataset.exitUrl;
   });
   let stick = true;
   const scroller = () => $("#chat-scroll");
@@ -78,4 +78,8 @@
     window.Playground && window.Playground.addCopyButtons(document);
   });
   document.addEventListener("DOMContentLoaded", () => { const d = $("#draft"); if (d) d.focus(); });
+  document.addEventListener("click", (e) => {
+    if (!e.target.closest("[data-fullscreen]")) return;
+    if (document.fullscreenElement) document.exitFullscreen(); else document.documentElement.requestFullscreen().catch(() => {});
+  });
 })();

@@ -171,6 +171,7 @@ def test_presentation_mode_runs_on_the_local_engine(page, login, owner, team, sh
     shot(page, "3-answered", full_page=False)
     run = Run.objects.get()
     assert run.status == "succeeded" and run.model == "smollm2-135m-instruct" and run.output_text
+    assert run.prompt_version == Prompt.objects.get().versions.get()  # recorded against the presented version
     page.keyboard.press("Escape")
     expect(page.locator("h1")).to_have_text("Support reply")
     assert not page.js_errors

@@ -207,3 +207,12 @@ def test_saving_in_chat_after_open_adds_a_version_to_that_prompt(owner_client, o
     assert v2.params == {"temperature": 0.2}
     assert outsider_client.post("/chat/save/", form).status_code == 404
     assert version.prompt.versions.count() == 2
+
+
+def test_presented_runs_name_their_version_only_within_the_team(make_version, other_team, team):
+    from apps.chat.consumers import _team_version_id
+
+    version = make_version()
+    assert _team_version_id(team, str(version.pk)) == version.pk
+    assert _team_version_id(other_team, str(version.pk)) is None
+    assert _team_version_id(team, "nope") is None
