@@ -183,3 +183,27 @@ def as_json(*, text: str, segments: list[dict[str, Any]], language: str, duratio
          "segments": [{"id": i, **s} for i, s in enumerate(segments)]},
         ensure_ascii=False, indent=2,
     )
+
+
+def remux_webm(content: bytes) -> bytes | None:
+    """A browser recording (MediaRecorder's WebM has no duration and no cues, so players
+    cannot show its length or seek in it) rewritten with both; the audio packets are
+    copied, not re-encoded. None if it cannot be done (the original is kept then)."""
+    import av
+
+    out = io.BytesIO()
+    try:
+        with av.open(io.BytesIO(content), mode="r") as source:
+            if not source.streams.audio:
+                return None
+            in_stream = source.streams.audio[0]
+            with av.open(out, mode="w", format="webm") as target:
+                out_stream = target.add_stream_from_template(in_stream)
+                for packet in source.demux(in_stream):
+                    if packet.dts is None:
+                        continue
+                    packet.stream = out_stream
+                    target.mux(packet)
+    except Exception:  # a recording that cannot be remuxed still plays from the start
+        return None
+    return out.getvalue()

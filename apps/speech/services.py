@@ -192,11 +192,13 @@ def transcript_start(*, team: Team, user, provider: Provider, model: str, filena
     except audio.NotAudio as exc:
         raise ValidationError(str(exc)) from None
     chunks = len(audio.plan_chunks(decoded.samples, chunk_s=_setting("SPEECH_CHUNK_SECONDS", CHUNK_SECONDS)))
+    if _extension(filename) in ("webm", "weba"):
+        content = audio.remux_webm(content) or content
     with transaction.atomic():
         transcript = Transcript(
             team=team, user=user, provider=provider, provider_name=provider.name, model=model, task=task,
             language=language, prompt=prompt.strip(), temperature=temperature_value, response_format=response_format,
-            filename=filename, content_type=(content_type or "")[:100], size_bytes=len(content),
+            filename=filename, content_type=(content_type or "")[:100], size_bytes=len(content),  # as stored
             duration_s=decoded.duration_s, chunks=chunks,
         )
         # The stored name never comes from the upload's name (no paths from the request).

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ValidationError
@@ -113,11 +114,38 @@ def _serve_audio(request, *, file, fmt: str, default_name: str) -> HttpResponse:
         return attachment(content, name=name, content_type=AUDIO_TYPES.get(fmt, "application/octet-stream"))
     if fmt == "pcm":
         content, fmt = audio.pcm_as_wav(content), "wav"  # raw samples: a browser needs a header
-    response = HttpResponse(content, content_type=AUDIO_TYPES.get(fmt, "application/octet-stream"))
+    content_type = AUDIO_TYPES.get(fmt, "application/octet-stream")
+    # Byte ranges let the player seek (clicking a segment) without loading the whole file.
+    wanted = _byte_range(request.headers.get("Range", ""), len(content))
+    if wanted == "unsatisfiable":
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{len(content)}"
+        return response
+    if wanted is not None:
+        start, end = wanted
+        response = HttpResponse(content[start:end + 1], status=206, content_type=content_type)
+        response["Content-Range"] = f"bytes {start}-{end}/{len(content)}"
+    else:
+        response = HttpResponse(content, content_type=content_type)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
-    response["Accept-Ranges"] = "none"
+    response["Accept-Ranges"] = "bytes"
     return response
+
+
+def _byte_range(header: str, size: int):
+    """(start, end) inclusive for a single "bytes=a-b" range, None to send everything."""
+    match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header or "")
+    if not match or not (match.group(1) or match.group(2)) or size == 0:
+        return None
+    first, last = match.group(1), match.group(2)
+    if first:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    else:  # the last N bytes
+        start, end = max(size - int(last), 0), size - 1
+    if start >= size or start > end:
+        return "unsatisfiable"
+    return start, end
 
 
 @team_required(Role.VIEWER)

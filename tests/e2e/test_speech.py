@@ -127,6 +127,8 @@ def test_record_in_the_browser_with_level_meter_and_timer(browser, live_asgi, lo
         transcript = Transcript.objects.get()
         assert transcript.status == "succeeded", transcript.error
         assert transcript.filename.startswith("recording-") and transcript.duration_s > 1.5
+        # The recording was rewritten with its length, so the player shows it and can seek.
+        page.wait_for_function("isFinite(document.querySelector('#transcript-audio').duration) && document.querySelector('#transcript-audio').duration > 1.5")
         shot(page, "3-transcribed")
         assert not errors
     finally:

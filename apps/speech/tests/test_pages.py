@@ -237,3 +237,19 @@ def test_bad_tts_input_says_what_to_fix(owner_client, only_upstream, upstream):
     assert too_long.status_code == 400 and "4,097 characters" in too_long.content.decode()
     assert "Speed must be from 0.25 to 4" in _speak(owner_client, key, voice="alloy", speed="9").content.decode()
     assert not upstream.requests_to("/v1/audio/speech")
+
+
+def test_audio_is_served_in_byte_ranges_so_the_player_can_seek(owner_client, only_upstream, upstream):
+    upstream.script("POST /v1/audio/transcriptions", Reply(json=VERBOSE))
+    content = wav_bytes(seconds=2.0)
+    _upload(owner_client, f"{only_upstream.pk}:whisper-1", content)
+    transcript = wait_finished(Transcript.objects.get().pk)
+    url = reverse("speech:transcript_audio", args=[transcript.pk])
+    whole = owner_client.get(url)
+    assert whole.status_code == 200 and whole["Accept-Ranges"] == "bytes" and whole.content == content
+    part = owner_client.get(url, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == content[100:200]
+    assert part["Content-Range"] == f"bytes 100-199/{len(content)}"
+    tail = owner_client.get(url, headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == content[-10:]
+    assert owner_client.get(url, headers={"Range": f"bytes={len(content)}-"}).status_code == 416
