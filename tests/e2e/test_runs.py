@@ -97,3 +97,19 @@ def test_usage_chart_by_day_user_and_model(page, login, owner, editor, team, sho
     page.wait_for_url("**model=gpt-4o-mini**")
     expect(page.locator(".run-row").first).to_contain_text("gpt-4o-mini")
     assert not page.js_errors
+
+
+def test_a_chat_run_replays_in_chat(page, login, owner, team, upstream_provider, shot):
+    run = Run.objects.create(team=team, user=owner, capability="chat", provider=upstream_provider, provider_name="Test upstream",
+                             model="gpt-4o-mini", status="succeeded", params={"temperature": 0.2},
+                             input={"messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Name a prime"}]},
+                             output_text="7", prompt_tokens=12, completion_tokens=1)
+    login(page, owner)
+    page.goto(f"/runs/{run.pk}/")
+    expect(page.locator(".run-msg-user")).to_contain_text("Name a prime")
+    page.click("text=Replay in Chat")
+    page.wait_for_url(f"**/chat/?run={run.pk}")
+    expect(page.locator("[name=system]")).to_have_value("Be terse.")
+    expect(page.locator(".msg-user textarea").first).to_have_value("Name a prime")
+    shot(page, "1-chat-replay")
+    assert not page.js_errors
