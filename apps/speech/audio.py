@@ -98,7 +98,7 @@ def plan_chunks(samples: np.ndarray, *, chunk_s: float, window_s: float = 5.0) -
     if total <= size * 1.25:
         return [(0, total)]
     frame = RATE // 20
-    window = int(min(window_s, chunk_s / 4) * RATE)  # parts stay at least 3/4 of chunk_s long
+    window = int(min(window_s, chunk_s / 2) * RATE)  # parts stay at least half of chunk_s long
     bounds, start = [], 0
     while total - start > size * 1.25:
         target = start + size
