@@ -29,7 +29,7 @@ def test_speak_then_transcribe_with_timestamps(page, login, owner, team, shot, t
     page.select_option("#tts-format", "wav")
     page.click("#tts-run")
     player = page.locator("#tts-audio")
-    expect(player).to_be_visible(timeout=60_000)
+    expect(player).to_be_visible(timeout=180_000)
     page.wait_for_function("document.querySelector('#tts-audio').readyState >= 1 && document.querySelector('#tts-audio').duration > 0")
     duration = page.evaluate("document.querySelector('#tts-audio').duration")
     assert 1.5 < duration < 6
@@ -55,7 +55,7 @@ def test_speak_then_transcribe_with_timestamps(page, login, owner, team, shot, t
     shot(page, "3-stt-ready")
     page.click("#stt-run")
     segments = page.locator(".segment")
-    expect(segments.first).to_be_visible(timeout=60_000)
+    expect(segments.first).to_be_visible(timeout=180_000)
     text = " ".join(segments.locator(".seg-text").all_inner_texts())
     assert words(text) == words(SENTENCE)
     expect(segments.first.locator(".ts")).to_contain_text("0:00.0 →")
@@ -123,7 +123,7 @@ def test_record_in_the_browser_with_level_meter_and_timer(browser, live_asgi, lo
         assert page.evaluate("document.querySelector('#stt-file').files[0].size") > 1000
         shot(page, "2-recorded")
         page.click("#stt-run")
-        expect(page.locator("#progress .speech-stats")).to_be_visible(timeout=60_000)
+        expect(page.locator("#progress .speech-stats")).to_be_visible(timeout=180_000)
         transcript = Transcript.objects.get()
         assert transcript.status == "succeeded", transcript.error
         assert transcript.filename.startswith("recording-") and transcript.duration_s > 1.5

@@ -34,7 +34,8 @@ def only_upstream(team, upstream_provider):
     return upstream_provider
 
 
-def wait_finished(transcript_id: int, timeout: float = 60.0):
+def wait_finished(transcript_id: int, timeout: float = 300.0):
+    """Wait for a background transcript (generous: a guard against a hang, not a speed check; 2 shared cores)."""
     from apps.speech.models import Transcript
 
     deadline = time.monotonic() + timeout
