@@ -84,20 +84,34 @@ def request_state(*, request: dict[str, Any], provider_id: int | None) -> dict[s
     return {"system": "\n".join(system), "messages": messages, "params": params}
 
 
-def conversation_prefill(*, team: Team, version_id: str = "", run_id: str = "", model_key: str = "") -> dict[str, Any]:
-    """The state of a new chat from ?version= (a saved chat prompt), ?run= (replay a chat run)
-    or ?model= (preselect a model). Objects of another team are a 404."""
+def conversation_prefill(*, team: Team, version_id: str = "", run_id: str = "", model_key: str = "",
+                         values: dict[str, str] | None = None) -> dict[str, Any]:
+    """The state of a new chat from ?version= (a saved chat prompt, its {{variables}} filled
+    with `values` where given), ?run= (replay a chat run) or ?model= (preselect a model).
+    Objects of another team are a 404."""
     if version_id:
         from apps.prompts.selectors import version_get
+        from apps.prompts import variables
+        from apps.prompts.variables import PLACEHOLDER
 
         version = version_get(team=team, version_id=version_id)
-        request = {"model": version.model, "messages": version.messages, **(version.params or {})}
+        messages = version.messages
+        if values:
+            fill = lambda text: PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)  # noqa: E731
+            messages = [
+                {**m, "content": fill(m["content"])} if isinstance(m.get("content"), str) else m for m in messages
+            ]
+        request = {"model": version.model, "messages": messages, **(version.params or {})}
         if version.tools:
             request["tools"] = version.tools
         if version.response_format:
             request["response_format"] = version.response_format
         state = request_state(request=request, provider_id=version.provider_id)
-        state["from_version"] = version  # “Save” then adds a version to this prompt
+        # “Save” then adds a version to this prompt, unless the variables were filled in (saving
+        # would bake the values into the template: it saves a new prompt instead).
+        state["from_version"] = version
+        names = variables.names_in_all(text for _, text in variables.message_texts(version.messages))
+        state["filled"] = bool(values and values.keys() & set(names))
         return state
     if run_id:
         from apps.proxy.selectors import run_get

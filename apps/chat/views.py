@@ -49,6 +49,7 @@ def chat_page(request, conversation_id: int | None = None):
     state = conversation.state if conversation else conversation_prefill(
         team=request.team, version_id=request.GET.get("version", ""), run_id=request.GET.get("run", ""),
         model_key=request.GET.get("model", ""),
+        values={k[4:]: v for k, v in request.GET.items() if k.startswith("var.") and v != ""},
     )
     params: dict[str, Any] = state.get("params") or {}
     selected = params.get("model_key") or ""
@@ -83,6 +84,7 @@ def chat_page(request, conversation_id: int | None = None):
         "columns": params.get("columns") or [],
         "recent": conversations_recent(team=request.team, user=request.user),
         "from_version": state.get("from_version"),
+        "filled": state.get("filled"),
         "can_run": request.membership.allows(Role.EDITOR),
         "tools_example": DEFAULT_TOOLS_EXAMPLE,
         "schema_example": DEFAULT_SCHEMA_EXAMPLE,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import urlencode
 
 from asgiref.sync import async_to_sync
 from django.contrib import messages
@@ -229,7 +230,9 @@ def version_open(request, version_id: int):
     """Open in its playground: chat or completions, preloaded from the version."""
     version = selectors.version_get(team=request.team, version_id=version_id)
     target = "/completions/" if version.mode == PromptMode.COMPLETION else "/chat/"
-    return redirect(f"{target}?version={version.pk}")
+    values = services.values_from_query(request.GET, services.version_variables(version))
+    query = urlencode({"version": version.pk, **{f"var.{name}": value for name, value in values.items()}})
+    return redirect(f"{target}?{query}")
 
 
 @team_required()

@@ -27,8 +27,8 @@
       return;
     }
     // Present and Open carry the variable values typed on the page.
-    const present = t.closest("[data-present]");
-    if (present && $("#vars-form")) { e.preventDefault(); location.href = present.getAttribute("href").split("?")[0] + varsQuery(); return; }
+    const withVars = t.closest("[data-with-vars]");
+    if (withVars && $("#vars-form")) { e.preventDefault(); location.href = withVars.getAttribute("href").split("?")[0] + varsQuery(); return; }
     if (t.closest("[data-add-edit-message]")) {
       const list = $("#pr-messages");
       const last = $$("[data-edit-message]", list).pop();
@@ -55,6 +55,24 @@
     const mode = e.target.value;
     $$("[data-mode-pane]").forEach((p) => { p.hidden = p.dataset.modePane !== mode; });
   });
+
+  // The editor lists the {{variables}} it finds as you type (the server checks them on save).
+  const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}\}/g;
+  function detect() {
+    const out = $("#pr-detected");
+    if (!out) return;
+    const mode = ($("[data-mode]:checked") || {}).value || "chat";
+    const texts = mode === "completion" ? [$("#f-text").value] : $$("[name=system], [data-edit-message] textarea").map((t) => t.value);
+    const names = [];
+    texts.forEach((text) => { for (const m of text.matchAll(PLACEHOLDER)) if (!names.includes(m[1])) names.push(m[1]); });
+    out.replaceChildren();
+    if (!names.length) { out.textContent = "No variables: write {{name}} to add one."; return; }
+    out.append("Variables: ");
+    names.forEach((n) => { const c = document.createElement("code"); c.className = "pr-var-chip"; c.textContent = n; out.append(c, " "); });
+  }
+  document.addEventListener("input", (e) => { if (e.target.closest("[data-prompt-editor]")) detect(); });
+  document.addEventListener("change", (e) => { if (e.target.matches("[data-mode]")) detect(); });
+  document.addEventListener("DOMContentLoaded", detect);
 
   // -- presentation mode -------------------------------------------------------------------------
   const page = $("[data-present-page]");

@@ -24,6 +24,7 @@ def _new_prompt(page, team):
     page.locator("[data-edit-message] textarea").first.fill("Write a short reply to {{customer}} about: {{issue}}")
     page.select_option("[data-model-picker]", f"{local.pk}:smollm2-135m-instruct")
     page.fill("#f-temperature", "0.7")
+    expect(page.locator("#pr-detected")).to_contain_text("Variables: company customer issue")
     return local
 
 

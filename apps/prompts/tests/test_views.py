@@ -216,3 +216,12 @@ def test_presented_runs_name_their_version_only_within_the_team(make_version, ot
     assert _team_version_id(team, str(version.pk)) == version.pk
     assert _team_version_id(other_team, str(version.pk)) is None
     assert _team_version_id(team, "nope") is None
+
+
+def test_open_in_playground_with_variables_filled(owner_client, team, make_version):
+    version = make_version(content="Hello {{name}}, about {{topic}}", model="smollm2-135m-instruct", provider=_local(team))
+    response = owner_client.get(f"/prompts/versions/{version.pk}/open/", {"var.name": "Ada", "var.topic": ""})
+    assert response["Location"] == f"/chat/?version={version.pk}&var.name=Ada"
+    page = owner_client.get(response["Location"]).content.decode()
+    assert "Hello Ada, about {{topic}}</textarea>" in page and "· filled" in page
+    assert 'name="prompt_id"' not in page  # saving would bake "Ada" into the template: it saves a new prompt
