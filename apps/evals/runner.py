@@ -168,7 +168,14 @@ def _rows_page(suite_id: int, after: tuple[int, int] | None, size: int) -> list[
 def _flush(evaluation_id: int, results: list[Result], totals: dict[int, Totals]) -> bool:
     """Write a batch of cells and the totals; True when someone pressed Stop."""
     with transaction.atomic():
+        if not Evaluation.objects.filter(pk=evaluation_id).exists():
+            return True  # deleted (with its suite) while running: stop calling the model
         if results:
+            # A row deleted while the evaluation ran keeps its cell (with the values it had).
+            kept = set(TestRow.objects.filter(id__in={r.row_id for r in results}).values_list("id", flat=True))
+            for result in results:
+                if result.row_id not in kept:
+                    result.row_id = None
             Result.objects.bulk_create(results)
         for variant_id, t in totals.items():
             Variant.objects.filter(pk=variant_id).update(**t.fields())
@@ -266,7 +273,7 @@ async def execute(*, evaluation_id: int) -> None:
     async def produce() -> None:
         number, after = 0, None
         while number < evaluation.row_count:
-            page = await database_sync_to_async(_rows_page)(evaluation.suite_id, after, ROW_PAGE)
+            page = await database_sync_to_async(_rows_page)(evaluation.suite_id, after, int(_setting("EVALS_ROW_PAGE", ROW_PAGE)))
             if not page:
                 break
             for row in page:

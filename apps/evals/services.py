@@ -80,6 +80,9 @@ def suite_update(*, suite: TestSuite, name: str, description: str = "") -> TestS
 
 
 def suite_delete(*, suite: TestSuite) -> None:
+    """Delete the suite, its rows and evaluations; a running evaluation is stopped first."""
+    for evaluation in suite.evaluations.filter(status__in=ACTIVE_STATUSES):
+        evaluation_stop(evaluation=evaluation)
     suite.delete()
 
 

@@ -41,6 +41,7 @@ def test_stop_keeps_finished_and_partial_cells(page, login, owner, team, upstrea
     expect(cells.nth(1)).to_contain_text("Stopped while this row was running")
     expect(cells.nth(2)).to_contain_text("not run")
     expect(cells.nth(3)).to_contain_text("Chile")
+    expect(page.locator("[data-download]")).to_be_visible()
     evaluation = Evaluation.objects.get()
     assert evaluation.status == "cancelled"
     statuses = list(Result.objects.filter(evaluation=evaluation).order_by("row_number").values_list("status", flat=True))

@@ -220,3 +220,40 @@ def test_a_suite_without_rows_cannot_run(team, owner, owner_client, only_upstrea
     assert response.status_code == 400 and "no rows yet" in response.content.decode()
     page = owner_client.get(reverse("evals:index"), {"version": city_version.pk}).content.decode()
     assert f'<option value="{city_version.pk}" selected>' in page
+
+
+def test_rows_are_read_in_pages_in_the_suites_order(team, owner, only_upstream, city_version, make_suite, upstream, settings):
+    settings.EVALS_ROW_PAGE = 3  # 8 rows: pages of 3, 3 and 2
+    suite = make_suite([{"city": f"Country {i}"} for i in range(1, 9)], columns=("city",))
+    suite.rows.filter(position=2).delete()  # a gap in the positions
+    evaluation = wait_finished(start(team, owner, suite, spec(city_version, only_upstream), concurrency=3).pk)
+    assert evaluation.row_count == 7 and evaluation.done == 7
+    numbered = list(Result.objects.filter(evaluation=evaluation).order_by("row_number").values_list("row_number", "values__city", "output"))
+    cities = ["Country 1", *[f"Country {i}" for i in range(3, 9)]]
+    assert numbered == [(n, c, f"Echo: Capital of {c}") for n, c in zip(range(1, 8), cities)]
+
+
+def test_rows_deleted_or_the_suite_deleted_while_running(team, owner, only_upstream, city_version, make_suite, upstream):
+    from apps.evals.services import suite_delete
+
+    slow = [Reply.stream(chat_chunks(["Slow", " answer"]), delay=0.3) for _ in range(6)]
+    upstream.script(CHAT, *slow)
+    suite = make_suite([{"city": f"Country {i}"} for i in range(6)], columns=("city",))
+    evaluation = start(team, owner, suite, spec(city_version, only_upstream), concurrency=1)
+    wait_for(lambda: Run.objects.filter(group=evaluation.group).exists(), what="the first call")
+    suite.rows.filter(position=1).delete()  # the row being run right now
+    evaluation = wait_finished(evaluation.pk)
+    first = Result.objects.get(evaluation=evaluation, row_number=1)
+    assert first.status == "succeeded" and first.row_id is None and first.values == {"city": "Country 0"}
+
+    upstream.script(CHAT, *slow)
+    again = start(team, owner, suite, spec(city_version, only_upstream), concurrency=1)
+    wait_for(lambda: Run.objects.filter(group=again.group).exists(), what="the first call")
+    suite_delete(suite=suite)
+    wait_for(lambda: Run.objects.filter(group=again.group).exclude(status="running").count() == Run.objects.filter(group=again.group).count(),
+             what="the calls in flight to end")
+    from apps.evals import runner
+
+    wait_for(lambda: not runner.is_running_here(again.pk), what="the runner to end")
+    assert Run.objects.filter(group=again.group).count() < 5  # stopped, not run to the end
+    assert not Evaluation.objects.filter(pk=again.pk).exists()
