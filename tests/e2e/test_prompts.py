@@ -80,6 +80,9 @@ def test_save_edit_three_versions_diff_and_preview(page, login, owner, team, sho
     expect(page.locator("[data-diff-section='Messages'] ins").first).to_be_visible()
     expect(page.locator("[data-diff-section='Parameters']")).to_contain_text("max_tokens")
     shot(page, "3-diff")
+    page.emulate_media(color_scheme="dark")
+    shot(page, "3b-diff-dark")
+    page.emulate_media(color_scheme="light")
     page.goto("/prompts/")
     expect(page.locator("[data-prompt]")).to_have_count(1)
     expect(page.locator("[data-prompt]")).to_contain_text("3")
@@ -175,4 +178,33 @@ def test_presentation_mode_runs_on_the_local_engine(page, login, owner, team, sh
     assert run.prompt_version == Prompt.objects.get().versions.get()  # recorded against the presented version
     page.keyboard.press("Escape")
     expect(page.locator("h1")).to_have_text("Support reply")
+    assert not page.js_errors
+
+
+def test_export_then_import_shows_errors_with_field_and_line(page, login, owner, team, shot, tmp_path):
+    import json
+
+    login(page, owner)
+    _new_prompt(page, team)
+    page.click("[data-save-version]")
+    with page.expect_download() as download:
+        page.click("text=Export")
+    data = json.loads(open(download.value.path()).read())
+    assert data["format"] == 1 and data["versions"][0]["messages"][1]["content"].startswith("Write a short reply")
+    data["versions"][0]["messages"][1]["role"] = "robot"
+    bad = tmp_path / "bad.prompt.json"
+    bad.write_text(json.dumps(data, indent=2))
+    page.goto("/prompts/import/")
+    page.set_input_files("#f-file", str(bad))
+    page.click("text=Import >> nth=-1")
+    expect(page.locator("[data-import-error]")).to_contain_text("versions[0].messages[1].role (line")
+    expect(page.locator("[data-import-error]")).to_contain_text("expected one of system/user/assistant/tool, got 'robot'")
+    shot(page, "1-import-error")
+    data["versions"][0]["messages"][1]["role"] = "user"
+    data["prompt"]["name"] = "Support reply (imported)"
+    bad.write_text(json.dumps(data))
+    page.set_input_files("#f-file", str(bad))
+    page.click("text=Import >> nth=-1")
+    expect(page.locator("h1")).to_have_text("Support reply (imported)")
+    assert Prompt.objects.count() == 2
     assert not page.js_errors

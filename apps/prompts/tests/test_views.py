@@ -225,3 +225,15 @@ def test_open_in_playground_with_variables_filled(owner_client, team, make_versi
     page = owner_client.get(response["Location"]).content.decode()
     assert "Hello Ada, about {{topic}}</textarea>" in page and "· filled" in page
     assert 'name="prompt_id"' not in page  # saving would bake "Ada" into the template: it saves a new prompt
+
+
+def test_a_completion_version_page_previews_and_codes(owner_client, team, owner):
+    version = services.prompt_version_create(team=team, user=owner, name="Story", mode="completion",
+                                             text="Once upon a {{thing}},", model="gemma-3-270m")
+    page = owner_client.get(f"/prompts/{version.prompt_id}/").content.decode()
+    assert "Once upon a {{thing}}," in page and 'name="var.thing"' in page and "Open in completions" in page
+    assert "data-present" not in page  # presentation mode is for chat prompts
+    fragment = owner_client.get(f"/prompts/versions/{version.pk}/preview/", {"var.thing": "time"}).content.decode()
+    assert "ready to run" in fragment and "time" in fragment
+    code = owner_client.get(f"/prompts/versions/{version.pk}/code/", {"var.thing": "time"}).content.decode()
+    assert "/v1/completions" in code and "client.completions.create" in code
