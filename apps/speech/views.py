@@ -92,7 +92,8 @@ def index(request):
     context = {"form": form, "index": index, "error": error, "clip": clip, "can_create": _can_create(request),
                "history": selectors.clips_for_team(team=request.team)[:20], **_tts_options(request, form["model_key"])}
     if request.htmx and request.method == "POST":
-        return render(request, "speech/tts.html#result", context, status=status)
+        # 200 even for an error: htmx does not swap 4xx answers, and the message must show.
+        return render(request, "speech/tts.html#result", context)
     return render(request, "speech/tts.html", context, status=status)
 
 

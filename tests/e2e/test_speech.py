@@ -25,6 +25,14 @@ def test_speak_then_transcribe_with_timestamps(page, login, owner, team, shot, t
     expect(page.locator("#tts-model")).to_have_value(re.compile(r"\d+:piper-joe-medium"))
     expect(page.locator("input[name=voice][value=joe]")).to_be_checked()
     shot(page, "1-tts-empty")
+    # A parameter the local voice cannot take is refused with a message that says what to do.
+    page.fill("#tts-text", "Hello.")
+    page.click("details.more summary")
+    page.fill("textarea[name=instructions]", "Speak like a pirate.")
+    page.click("#tts-run")
+    expect(page.locator("#tts-error")).to_contain_text("does not support the parameter 'instructions'")
+    shot(page, "1b-tts-error")
+    page.fill("textarea[name=instructions]", "")
     page.fill("#tts-text", SENTENCE)
     page.select_option("#tts-format", "wav")
     page.click("#tts-run")
@@ -38,7 +46,7 @@ def test_speak_then_transcribe_with_timestamps(page, login, owner, team, shot, t
     assert not page.js_errors
     shot(page, "2-tts-spoken")
 
-    clip = Run.objects.get(capability="speech")
+    clip = Run.objects.get(capability="speech", status="succeeded")
     wav = page.request.get(f"/speech/clips/{clip.pk}/audio?download=1")
     assert wav.ok and wav.body()[:4] == b"RIFF"
     path = tmp_path / "fox.wav"
