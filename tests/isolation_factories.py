@@ -97,6 +97,31 @@ def share_token(team, user):
     return ShareLink.objects.get(pk=link_id(team, user)).token
 
 
+def generation_id(team, user):
+    from django.core.files.base import ContentFile
+
+    from apps.images.models import Generation
+    from tests.upstream import png_bytes
+
+    generation = Generation(team=team, user=user, model="dall-e-2", operation="variation", prompt="secret prompt", source_name="secret.png")
+    generation.source.save("secret.png", ContentFile(png_bytes()), save=False)
+    generation.mask.save("secret-mask.png", ContentFile(png_bytes()), save=False)
+    generation.save()
+    return generation.pk
+
+
+def image_id(team, user):
+    from django.core.files.base import ContentFile
+
+    from apps.images.models import GeneratedImage, Generation
+    from tests.upstream import png_bytes
+
+    generation = Generation.objects.get(pk=generation_id(team, user))
+    image = GeneratedImage(team=team, generation=generation, revised_prompt="secret revised prompt")
+    image.file.save("secret.png", ContentFile(png_bytes()), save=False)
+    image.save()
+    return image.pk
+
 KWARG_FACTORIES = {
     "link_id": link_id,
     "token": share_token,
@@ -111,6 +136,8 @@ KWARG_FACTORIES = {
     "embedding_id": embedding_id,
     "training_file_id": training_file_id,
     "ft_job_id": ft_job_id,
+    "generation_id": generation_id,
+    "image_id": image_id,
 }
 
 # URL names that are public on purpose (they carry their own signed token), or not

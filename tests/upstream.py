@@ -81,6 +81,22 @@ class Recorded:
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
 
+    @property
+    def multipart(self) -> dict[str, Any]:
+        """A multipart/form-data body: {name: text} for fields, {name: (filename, bytes, content type)} for files."""
+        from email.parser import BytesParser
+        from email.policy import HTTP
+
+        head = b"content-type: " + self.headers.get("content-type", "").encode() + b"\r\n\r\n"
+        message = BytesParser(policy=HTTP).parsebytes(head + self.body)
+        out: dict[str, Any] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True) or b""
+            filename = part.get_filename()
+            out[name] = (filename, payload, part.get_content_type()) if filename is not None else payload.decode()
+        return out
+
 
 def chat_chunks(
     pieces: list[str],
@@ -134,6 +150,50 @@ def png_bytes(width: int = 2, height: int = 2, rgb: tuple[int, int, int] = (16, 
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def png_rgba(width: int, height: int, alpha: int = 255, rgb: tuple[int, int, int] = (0, 0, 0)) -> bytes:
+    """A PNG with an alpha channel (colour type 6): an image mask, for example."""
+    raw = b"".join(b"\x00" + bytes((*rgb, alpha)) * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def gradient_png(width: int = 256, height: int = 256, seed: int = 0) -> bytes:
+    """A soft two-colour gradient PNG, so screenshots of image pages show something image-like."""
+    palettes = [((255, 170, 120), (110, 90, 220)), ((90, 200, 180), (30, 60, 140)), ((250, 220, 110), (220, 80, 120)),
+                ((170, 230, 140), (40, 120, 200))]
+    (r1, g1, b1), (r2, g2, b2) = palettes[seed % len(palettes)]
+    rows = []
+    for y in range(height):
+        row = bytearray(b"\x00")
+        for x in range(width):
+            t = (x / max(width - 1, 1) + y / max(height - 1, 1)) / 2
+            glow = max(0.0, 1 - math.hypot(x - width * 0.65, y - height * 0.35) / (width * 0.45)) * 60
+            row += bytes(min(255, int(a + (b - a) * t + glow)) for a, b in ((r1, r2), (g1, g2), (b1, b2)))
+        rows.append(bytes(row))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b"")
+
+
+def image_reply(n: int = 1, *, width: int = 256, height: int = 256, revised_prompt: str | None = None, usage: dict[str, Any] | None = None) -> Reply:
+    """An images endpoint's answer: `n` base64 PNGs (gradients, one palette each)."""
+    data = []
+    for i in range(n):
+        item: dict[str, Any] = {"b64_json": base64.b64encode(gradient_png(width, height, seed=i)).decode()}
+        if revised_prompt:
+            item["revised_prompt"] = revised_prompt
+        data.append(item)
+    body: dict[str, Any] = {"created": 1700000000, "data": data}
+    if usage is not None:
+        body["usage"] = usage
+    return Reply(json=body)
 
 
 def wav_bytes(seconds: float = 0.5, rate: int = 16000, freq: float = 440.0) -> bytes:

@@ -99,3 +99,24 @@ def lookup(model: str) -> ModelMeta | None:
         if base.startswith(key + "-") and (best is None or len(key) > len(best)):
             best = key
     return KNOWN_MODELS[best] if best else None
+
+
+# US$ per image for the models priced that way (OpenAI's price list); gpt-image-1 is
+# priced by tokens above, from the usage its replies report.
+IMAGE_PRICES: dict[str, dict[str, dict[str, str]]] = {
+    "dall-e-2": {"standard": {"256x256": "0.016", "512x512": "0.018", "1024x1024": "0.020"}},
+    "dall-e-3": {
+        "standard": {"1024x1024": "0.040", "1792x1024": "0.080", "1024x1792": "0.080"},
+        "hd": {"1024x1024": "0.080", "1792x1024": "0.120", "1024x1792": "0.120"},
+    },
+}
+
+
+def image_price(model: str, *, size: str, quality: str | None = None) -> Decimal | None:
+    """$ per image for a per-image priced model at this size and quality, else None."""
+    base = _base_id(model)
+    family = next((k for k in IMAGE_PRICES if base == k or base.startswith(k + "-")), None)
+    if family is None:
+        return None
+    price = IMAGE_PRICES[family].get(quality or "standard", {}).get(size)
+    return Decimal(price) if price else None
