@@ -7,9 +7,11 @@ parameter the model does not take. Only then is anything sent upstream.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -153,6 +155,25 @@ def mask_check(*, mask: Upload, image_info: imagefile.ImageInfo, model: str) -> 
     return info
 
 
+# -- cancelling -------------------------------------------------------------------------------------
+
+# Calls in flight in this process: "<team id>:<token>" -> the task making the call, so the
+# page's Cancel can stop it (the upstream request is closed, the Run says cancelled). The
+# token is chosen by the page for each request.
+_running: dict[str, asyncio.Task] = {}
+_running_lock = threading.Lock()
+
+
+def generation_cancel(*, team: Team, token: str) -> bool:
+    """Cancel this team's call with that token, if it is running in this process."""
+    with _running_lock:
+        task = _running.get(f"{team.pk}:{token}")
+    if task is None or task.done():
+        return False
+    task.get_loop().call_soon_threadsafe(task.cancel)
+    return True
+
+
 # -- the call ---------------------------------------------------------------------------------------
 
 def _usage(result: dict[str, Any]) -> dict[str, int] | None:
@@ -190,8 +211,10 @@ async def generation_create(
     params: ImageParams,
     image: Upload | None = None,
     mask: Upload | None = None,
+    cancel_token: str = "",
 ) -> Generation:
-    """Check, call the model (a Run), and keep what it returned. ImageInputError or ProxyError."""
+    """Check, call the model (a Run), and keep what it returned. ImageInputError or ProxyError;
+    asyncio.CancelledError when `generation_cancel` stopped it."""
     body = params_check(operation=operation, model=model, params=params)
     opts = options_for(model)
     stored: dict[str, Any] = {"model": model, **body}
@@ -218,10 +241,19 @@ async def generation_create(
         call = lambda: impl.image_edit(image, mask, request)  # noqa: E731
     else:
         call = lambda: impl.image_variation(image, request)  # noqa: E731
-    result, run = await call_recorded(
-        team=team, user=user, provider=provider, capability=Capability.IMAGE, model=model,
-        request=stored, call=call, summarize=_summary,
-    )
+    key = f"{team.pk}:{cancel_token}" if cancel_token else ""
+    if key:
+        with _running_lock:
+            _running[key] = asyncio.current_task()
+    try:
+        result, run = await call_recorded(
+            team=team, user=user, provider=provider, capability=Capability.IMAGE, model=model,
+            request=stored, call=call, summarize=_summary,
+        )
+    finally:
+        if key:
+            with _running_lock:
+                _running.pop(key, None)
     images = _decoded(result)
     if not images:
         raise ProxyError(f"{provider.name} answered without any image.", code="bad_response", status=502)

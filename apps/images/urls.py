@@ -7,6 +7,7 @@ app_name = "images"
 urlpatterns = [
     path("", views.index, name="index"),
     path("create", views.create, name="create"),
+    path("cancel", views.cancel, name="cancel"),
     path("i/<int:image_id>/file", views.image_file, name="image_file"),
     path("i/<int:image_id>/download", views.image_download, name="image_download"),
     path("i/<int:image_id>/delete", views.image_delete, name="image_delete"),

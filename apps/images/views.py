@@ -6,7 +6,10 @@ that cancels the upstream call and records the Run as cancelled.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import mimetypes
+import re
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib import messages
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 OPERATIONS = (GENERATE, EDIT, VARIATION)
 MAX_UPLOAD_READ = 60 * 1024 * 1024  # above every model's limit; bigger is refused unread
+TOKEN = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+CANCELLED = "Cancelled: the request to the model was stopped and nothing was kept. The run is recorded as cancelled."
 
 
 def _form_from(generation: Generation | None, operation: str) -> dict:
@@ -109,6 +114,8 @@ async def create(request):
         return redirect_to_login(reverse("images:index"))
     post = request.POST
     operation = post.get("operation", GENERATE)
+    token = post.get("cancel_token", "")
+    token = token if TOKEN.match(token) else ""
     form = {k: post.get(k, "") for k in ("operation", "prompt", "model_key", "size", "quality", "style", "background", "n", "source_generation")}
     try:
         image = _upload(request, "image")
@@ -127,13 +134,24 @@ async def create(request):
                              style=post.get("style", ""), background=post.get("background", ""), n=post.get("n", "1") or 1)
         generation = await services.generation_create(
             team=request.team, user=request.user, provider=provider, model=model, operation=operation,
-            params=params, image=image, mask=mask,
+            params=params, image=image, mask=mask, cancel_token=token,
         )
+    except asyncio.CancelledError:
+        # Cancel on the page (a closed tab cancels the view too; then nobody reads this).
+        return await sync_to_async(_failed)(request, form, CANCELLED, "", status=200)
     except ImageInputError as exc:
         return await sync_to_async(_failed)(request, form, exc.message, exc.field, status=400)
     except ProxyError as exc:
         return await sync_to_async(_failed)(request, form, exc.message, "", status=exc.status if 400 <= exc.status < 600 else 502)
     return await sync_to_async(_created)(request, generation.pk)
+
+
+@team_required(Role.EDITOR)
+@require_POST
+def cancel(request):
+    """Stop the call the page started with this token (it answers itself, saying cancelled)."""
+    stopped = services.generation_cancel(team=request.team, token=request.POST.get("token", ""))
+    return HttpResponse("cancelling" if stopped else "not running", content_type="text/plain")
 
 
 def _failed(request, form: dict, message: str, field: str, *, status: int) -> HttpResponse:
@@ -189,7 +207,8 @@ def image_download(request, image_id: int):
 def generation_input(request, generation_id: int, which: str = "source"):
     generation = selectors.generation_get(team=request.team, generation_id=generation_id)
     field = generation.mask if which == "mask" else generation.source
-    return _serve(field, content_type="image/png" if which == "mask" else "application/octet-stream", name=f"{which}-{generation.pk}")
+    content_type = mimetypes.guess_type(field.name or "")[0] or "application/octet-stream"
+    return _serve(field, content_type=content_type, name=f"{which}-{generation.pk}")
 
 
 @team_required(Role.EDITOR)

@@ -233,9 +233,18 @@
   }
 
   // -- progress and Cancel ----------------------------------------------------------------
+  // Each request carries a fresh token; Cancel posts it, the server stops that call and
+  // answers the request itself with "Cancelled" (shown where errors go).
   function setupProgress(form) {
     const text = form.querySelector("[data-progress-text]");
+    const tokenInput = form.querySelector("[data-cancel-token]");
+    const cancel = form.querySelector("[data-image-cancel]");
     let timer = null;
+    function newToken() {
+      if (!tokenInput) return;
+      tokenInput.value = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Date.now()) + "-" + Math.random().toString(36).slice(2);
+    }
+    newToken();
     form.addEventListener("htmx:beforeRequest", function () {
       const started = Date.now();
       const n = (form.querySelector("[name=n]") || {}).value || 1;
@@ -246,15 +255,21 @@
       }
       tick();
       timer = setInterval(tick, 1000);
+      if (cancel) { cancel.disabled = false; cancel.textContent = "Cancel"; }
     });
     form.addEventListener("htmx:afterRequest", function () {
       clearInterval(timer);
       timer = null;
+      newToken();
     });
-    const cancel = form.querySelector("[data-image-cancel]");
     if (cancel) cancel.addEventListener("click", function () {
-      // Dropping the request makes the server cancel the upstream call (the Run says so).
-      window.htmx.trigger(form, "htmx:abort");
+      if (!tokenInput) return;
+      cancel.disabled = true;
+      cancel.textContent = "Cancelling…";
+      const body = new FormData();
+      body.append("token", tokenInput.value);
+      body.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
+      fetch(tokenInput.dataset.cancelUrl, { method: "POST", body: body, credentials: "same-origin" });
     });
   }
 

@@ -177,3 +177,24 @@ def test_delete_removes_files_and_the_generation_with_its_last_image(team, owner
     assert services.image_delete(image=GeneratedImage.objects.get(pk=second.pk)) is None
     assert not Generation.objects.exists()
     assert not any(default_storage.exists(n) for n in names)
+
+
+def test_cancel_stops_the_call_and_the_run_says_cancelled(team, owner, only_upstream, upstream):
+    import asyncio
+
+    upstream.script("POST /v1/images/generations", Reply(json={"data": []}, first_delay=5))
+
+    async def scenario():
+        task = asyncio.create_task(services.generation_create(
+            team=team, user=owner, provider=only_upstream, model="dall-e-2", operation="generate",
+            params=ImageParams(prompt="slow"), cancel_token="token-12345678"))
+        while not upstream.requests_to("/v1/images/generations"):
+            await asyncio.sleep(0.02)
+        assert services.generation_cancel(team=team, token="token-12345678")
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not services.generation_cancel(team=team, token="token-12345678")  # no longer running
+
+    async_to_sync(scenario)()
+    run = Run.objects.get()
+    assert run.status == "cancelled" and not Generation.objects.exists()
