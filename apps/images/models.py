@@ -40,6 +40,15 @@ class Generation(models.Model):
     def __str__(self) -> str:
         return f"{self.get_operation_display()} with {self.model}"
 
+    @property
+    def cost_text(self) -> str:
+        """The run's cost without trailing zeros ("0.048", "0.16025"), or "" when unknown."""
+        cost = self.run.cost if self.run_id and self.run else None
+        if cost is None:
+            return ""
+        text = f"{cost:.6f}".rstrip("0")
+        return text + "00" if text.endswith(".") else (text + "0" if len(text.split(".")[1]) == 1 else text)
+
 
 class GeneratedImage(models.Model):
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="generated_images")

@@ -12,7 +12,7 @@ from apps.accounts.selectors import team_get_object_or_404
 from apps.images.models import GeneratedImage, Generation
 from apps.images.options import CAPABILITY_FOR, GENERATE, options_for
 from apps.proxy.models import ProviderKind
-from apps.proxy.selectors import ModelIndex, model_index, providers_for_team
+from apps.proxy.selectors import ModelEntry, ModelIndex, model_index, providers_for_team
 
 PAGE_SIZE = 12
 
@@ -40,6 +40,15 @@ def has_image_provider(*, team: Team) -> bool:
     return providers_for_team(team=team, enabled_only=True).exclude(kind=ProviderKind.LOCAL).exists()
 
 
+def price_note(entry: ModelEntry) -> str:
+    """What a model costs, for the line under the picker."""
+    if entry.note:
+        return entry.note
+    if entry.input_price is not None or entry.output_price is not None:
+        return f"${entry.input_price or 0:g} in / ${entry.output_price or 0:g} out per 1M tokens (from the usage it reports)"
+    return "No price known: cost shows as n/a (an owner can add one in Settings → Prices)."
+
+
 @dataclass
 class ImageModelChoices:
     index: ModelIndex  # for the shared model picker
@@ -60,5 +69,5 @@ async def image_model_choices(*, team: Team, operation: str = GENERATE) -> Image
         models = known or models
     else:
         models = [m for m in models if m.known] or models
-    options = {m.key: options_for(m.id).for_page(m.id) for m in models}
+    options = {m.key: {**options_for(m.id).for_page(m.id), "note": price_note(m)} for m in models}
     return ImageModelChoices(index=ModelIndex(models=models, errors=index.errors), options_json=json.dumps(options))

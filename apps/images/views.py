@@ -63,6 +63,7 @@ def _page_context(request, *, form: dict, error: str = "", error_field: str = ""
     model = form["model_key"].partition(":")[2]
     return {
         "spec": options_for(model).for_page(model) if model else None, "spec_model": model,
+        "spec_note": next((selectors.price_note(m) for m in choices.index.models if m.key == form["model_key"]), ""),
         "form": form, "operation": operation, "operations": OPERATIONS, "error": error, "error_field": error_field,
         "choices": choices, "index": choices.index, "rerun": rerun,
         "has_provider": selectors.has_image_provider(team=request.team),
@@ -156,17 +157,21 @@ def cancel(request):
 
 def _failed(request, form: dict, message: str, field: str, *, status: int) -> HttpResponse:
     if request.htmx:
-        response = render(request, "images/index.html#error", {"error": message, "error_field": field}, status=200)
+        context = {"error": message, "error_field": field, "cancelled": message == CANCELLED}
+        response = render(request, "images/index.html#error", context, status=200)
         response["HX-Retarget"] = "#image-error"
         response["HX-Reswap"] = "outerHTML"
         return response
-    return render(request, "images/index.html", _page_context(request, form=form, error=message, error_field=field), status=status)
+    context = _page_context(request, form=form, error=message, error_field=field)
+    context["cancelled"] = message == CANCELLED
+    return render(request, "images/index.html", context, status=status)
 
 
 def _created(request, generation_id: int) -> HttpResponse:
     generation = selectors.generation_get(team=request.team, generation_id=generation_id)
     if request.htmx:
-        context = {"g": generation, "can_edit": True, "fresh": True}
+        context = {"g": generation, "can_edit": True, "fresh": True,
+                   "gallery_count": selectors.generations_for_team(team=request.team).count()}
         return render(request, "images/index.html#generation", context)
     return redirect(f"{reverse('images:index')}?mode={generation.operation}#gen-{generation.pk}")
 

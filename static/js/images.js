@@ -51,6 +51,8 @@
         const help = form.querySelector('[data-reason-for="n"]');
         if (help) help.textContent = spec.max_n === 1 ? spec.reasons.n : "";
       }
+      const note = form.querySelector("[data-model-note]");
+      if (note) note.textContent = spec.note || "";
       const hint = form.querySelector("[data-image-hint]");
       if (hint) {
         const mb = Math.round(spec.max_upload_bytes / 1048576);

@@ -66,6 +66,7 @@ def test_generate_edit_with_a_painted_mask_and_variations_survive_a_reload(page,
     # -- generate: options follow the model, with the reason when one is off
     page.goto("/images/")
     expect(page.locator(".img-tabs a.active")).to_have_text("Generate")
+    expect(page.locator("[data-model-note]")).not_to_be_empty()
     page.select_option("[data-model-picker]", key("dall-e-2"))
     expect(page.locator("#quality")).to_be_disabled()
     expect(page.locator('[data-reason-for="quality"]')).to_have_text("dall-e-2 has no quality setting.")
@@ -89,6 +90,7 @@ def test_generate_edit_with_a_painted_mask_and_variations_survive_a_reload(page,
     expect(card.locator(".gen-img img")).to_have_count(2)
     expect(card).to_contain_text("gpt-image-1")
     expect(card).to_contain_text("quality low")
+    expect(page.locator("#gallery-count")).to_have_text("1 request")
     sent = upstream.requests_to("/v1/images/generations")[0].json
     assert sent["model"] == "gpt-image-1" and sent["n"] == 2 and sent["quality"] == "low" and "response_format" not in sent
     page.wait_for_function("() => [...document.querySelectorAll('.gen-img img')].every(i => i.complete && i.naturalWidth === 256)")
@@ -108,6 +110,7 @@ def test_generate_edit_with_a_painted_mask_and_variations_survive_a_reload(page,
     page.mouse.up()
     expect(page.locator("[data-mask-status]")).to_contain_text("Painted mask, 256×256")
     page.fill("#prompt", "A red hot-air balloon in the sky")
+    upstream.script("POST /v1/images/edits", replace(image_reply(1, width=256, height=256), first_delay=0.3))
     page.select_option("#size", "512x512")
     shot(page, "4-mask-painted")
     page.click("[data-run-button]")
@@ -144,6 +147,9 @@ def test_generate_edit_with_a_painted_mask_and_variations_survive_a_reload(page,
     expect(cards.nth(1).locator(".stats")).to_contain_text("$0.018")
     page.wait_for_function("() => [...document.querySelectorAll('.gen-img img')].every(i => i.complete && i.naturalWidth > 0)")
     shot(page, "6-gallery-after-reload")
+    page.evaluate("document.documentElement.dataset.theme = 'dark'")
+    shot(page, "6b-gallery-dark", full_page=False)
+    page.evaluate("document.documentElement.dataset.theme = 'light'")
     assert Generation.objects.count() == 3 and Run.objects.filter(capability="image", status="succeeded").count() == 3
 
     # -- delete one variation; re-run prefills the form
@@ -179,7 +185,7 @@ def test_cancel_stops_a_slow_generation(page, login, owner, team, upstream, imag
     expect(page.locator("[data-progress-text]")).to_contain_text("Generating 1 image")
     page.wait_for_function("() => document.querySelector('[data-progress-text]').textContent.includes('1 s')")
     page.click("[data-image-cancel]")
-    expect(page.locator("#image-error .alert-error")).to_contain_text("Cancelled")
+    expect(page.locator("#image-error .alert-warn")).to_contain_text("Cancelled")
     expect(page.locator("#img-progress")).to_be_hidden()
     expect(page.locator(".gen-card")).to_have_count(0)
     shot(page, "cancelled")

@@ -24,6 +24,7 @@ def _generate(client, provider, *, model="dall-e-2", htmx=False, **fields):
 
 def test_page_offers_only_image_models_with_their_options(owner_client, only_upstream, image_models):
     page = owner_client.get(reverse("images:index")).content.decode()
+    assert "$0.016-0.02 per image" in page  # what the first model costs, under the picker
     assert f'value="{_key(only_upstream)}"' in page and f'value="{_key(only_upstream, "gpt-image-1")}"' in page
     assert f'value="{_key(only_upstream, "gpt-4o-mini")}"' not in page
     assert "dall-e-2 has no quality setting." in page  # the first model: quality is off, with the reason
@@ -48,7 +49,7 @@ def test_generate_then_the_gallery_shows_it_with_prompt_parameters_and_numbers(o
     generation = Generation.objects.get()
     page = owner_client.get(response["Location"]).content.decode()
     assert f'id="gen-{generation.pk}"' in page and "A lighthouse at dawn" in page
-    assert "size 256x256" in page and "n 2" in page
+    assert "size 256x256" in page and "2 images" in page and "just now" in page
     for image in generation.images.all():
         assert reverse("images:image_file", args=[image.pk]) in page
         assert owner_client.get(reverse("images:image_file", args=[image.pk])).getvalue() == gradient_png(48, 48, seed=image.index)
@@ -60,6 +61,7 @@ def test_htmx_generate_returns_the_new_card(owner_client, only_upstream, upstrea
     response = _generate(owner_client, only_upstream, htmx=True)
     body = response.content.decode()
     assert response.status_code == 200 and 'class="gen-card fresh"' in body and "A lighthouse at dawn" in body
+    assert '<span id="gallery-count" hx-swap-oob="true">1 request</span>' in body
     assert 'id="image-error" hx-swap-oob="true"' in body  # clears an earlier error
 
 

@@ -198,3 +198,14 @@ def test_cancel_stops_the_call_and_the_run_says_cancelled(team, owner, only_upst
     async_to_sync(scenario)()
     run = Run.objects.get()
     assert run.status == "cancelled" and not Generation.objects.exists()
+
+
+def test_a_provider_that_sends_links_instead_of_images_is_kept_as_links(team, owner, only_upstream, upstream, client):
+    upstream.script("POST /v1/images/generations", Reply(json={"created": 1, "data": [{"url": "https://images.example.com/a.png"}]}))
+    generation = create(team=team, user=owner, provider=only_upstream, model="some-diffusion-model", operation="generate",
+                        params=ImageParams(prompt="a boat", size="512x512"))
+    image = generation.images.get()
+    assert image.url == "https://images.example.com/a.png" and not image.file
+    # an unknown model gets only the plain parameters every compatible server takes
+    assert upstream.requests_to("/v1/images/generations")[0].json == {
+        "model": "some-diffusion-model", "prompt": "a boat", "n": 1, "size": "512x512", "response_format": "b64_json"}
