@@ -335,6 +335,15 @@ def upload_from_generation(*, generation: Generation, which: str) -> Upload | No
     return Upload(filename=name or "image.png", content=content, content_type=info.content_type if info else "image/png")
 
 
+def upload_from_image(*, image: GeneratedImage) -> Upload:
+    """A gallery image as the input of an edit or a variation."""
+    if not image.file:
+        raise ImageInputError("That image is only a link from the provider, not stored here; download it and upload it.", field="image")
+    with image.file.open("rb") as handle:
+        content = handle.read()
+    return Upload(filename=f"image-{image.pk}.{image.extension}", content=content, content_type=image.content_type)
+
+
 # -- deleting -----------------------------------------------------------------------------------------
 
 def _delete_files(*fields) -> None:

@@ -42,16 +42,25 @@ CANCELLED = "Cancelled: the request to the model was stopped and nothing was kep
 def _form_from(generation: Generation | None, operation: str) -> dict:
     if generation is None:
         return {"operation": operation, "prompt": "", "model_key": "", "size": "", "quality": "", "style": "",
-                "background": "", "n": 1, "source_generation": ""}
+                "background": "", "n": 1, "source_generation": "", "source_image": ""}
     params = generation.params or {}
     return {
         "operation": generation.operation, "prompt": generation.prompt,
         "model_key": f"{generation.provider_id}:{generation.model}" if generation.provider_id else "",
         "size": params.get("size", ""), "quality": params.get("quality", ""), "style": params.get("style", ""),
         "background": params.get("background", ""), "n": params.get("n", 1),
-        "source_generation": generation.pk if generation.source else "",
+        "source_generation": generation.pk if generation.source else "", "source_image": "",
         "has_mask": bool(generation.mask),
     }
+
+
+def _source(form: dict) -> tuple[str, str]:
+    """(URL, words) of the stored image the form will use when none is uploaded."""
+    if form.get("source_image"):
+        return reverse("images:image_file", args=[form["source_image"]]), f"image #{form['source_image']} from the gallery"
+    if form.get("source_generation"):
+        return reverse("images:generation_source", args=[form["source_generation"]]), f"the image of #{form['source_generation']}"
+    return "", ""
 
 
 def _page_context(request, *, form: dict, error: str = "", error_field: str = "", rerun: Generation | None = None) -> dict:
@@ -61,7 +70,9 @@ def _page_context(request, *, form: dict, error: str = "", error_field: str = ""
     if form.get("model_key") not in keys:
         form["model_key"] = keys[0] if keys else ""
     model = form["model_key"].partition(":")[2]
+    source_url, source_label = _source(form) if operation != GENERATE else ("", "")
     return {
+        "source_url": source_url, "source_label": source_label,
         "spec": options_for(model).for_page(model) if model else None, "spec_model": model,
         "spec_note": next((selectors.price_note(m) for m in choices.index.models if m.key == form["model_key"]), ""),
         "form": form, "operation": operation, "operations": OPERATIONS, "error": error, "error_field": error_field,
@@ -81,6 +92,10 @@ def index(request):
     if request.GET.get("rerun"):
         rerun = selectors.generation_get(team=request.team, generation_id=request.GET["rerun"])
     form = _form_from(rerun, operation)
+    if request.GET.get("from_image") and operation != GENERATE:
+        # "Edit" or "Vary" on a gallery image: it becomes the input.
+        source = selectors.image_get(team=request.team, image_id=request.GET["from_image"])
+        form.update(source_image=source.pk, source_generation="", has_mask=False)
     return render(request, "images/index.html", _page_context(request, form=form, rerun=rerun))
 
 
@@ -117,11 +132,14 @@ async def create(request):
     operation = post.get("operation", GENERATE)
     token = post.get("cancel_token", "")
     token = token if TOKEN.match(token) else ""
-    form = {k: post.get(k, "") for k in ("operation", "prompt", "model_key", "size", "quality", "style", "background", "n", "source_generation")}
+    form = {k: post.get(k, "") for k in ("operation", "prompt", "model_key", "size", "quality", "style", "background", "n", "source_generation", "source_image")}
     try:
         image = _upload(request, "image")
         mask = _upload(request, "mask")
-        if operation in (EDIT, VARIATION) and image is None and post.get("source_generation"):
+        if operation in (EDIT, VARIATION) and image is None and post.get("source_image"):
+            chosen = await sync_to_async(selectors.image_get)(team=request.team, image_id=post["source_image"])
+            image = await sync_to_async(services.upload_from_image)(image=chosen)
+        elif operation in (EDIT, VARIATION) and image is None and post.get("source_generation"):
             earlier = await sync_to_async(selectors.generation_get)(team=request.team, generation_id=post["source_generation"])
             image = await sync_to_async(services.upload_from_generation)(generation=earlier, which="image")
             if mask is None and operation == EDIT and post.get("reuse_mask"):

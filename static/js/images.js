@@ -73,6 +73,7 @@
     preview.alt = "The image to vary";
     preview.hidden = true;
     input.insertAdjacentElement("afterend", preview);
+    if (input.dataset.sourceUrl) { preview.src = input.dataset.sourceUrl; preview.hidden = false; }
     input.addEventListener("change", function () {
       const file = input.files && input.files[0];
       if (!file) { preview.hidden = true; return; }
@@ -118,6 +119,8 @@
       input.addEventListener("change", function () {
         const file = input.files && input.files[0];
         if (file) load(URL.createObjectURL(file));
+        const label = form.querySelector("[data-source-label]");
+        if (label && file) label.hidden = true;
       });
     }
     if (editor.dataset.sourceUrl) load(editor.dataset.sourceUrl);

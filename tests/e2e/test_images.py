@@ -163,6 +163,36 @@ def test_generate_edit_with_a_painted_mask_and_variations_survive_a_reload(page,
     assert not page.js_errors
 
 
+def test_edit_a_gallery_image_with_a_painted_mask(page, login, owner, team, upstream, image_upstream, shot):
+    upstream.script("POST /v1/images/generations", image_reply(1, width=256, height=256))
+    login(page, owner)
+    page.goto("/images/")
+    page.fill("#prompt", "A quiet harbour")
+    page.click("[data-run-button]")
+    figure = page.locator(".gen-img").first
+    expect(figure.locator("img")).to_be_visible()
+    figure.hover()
+    shot(page, "1-hover-actions", full_page=False)
+    figure.locator("[data-edit-image]").click()
+    expect(page.locator(".img-tabs a.active")).to_have_text("Edit")
+    expect(page.locator("[data-mask-editor]")).to_have_attribute("data-ready", "true")
+    box = page.locator("[data-mask-canvas]").bounding_box()
+    page.mouse.move(box["x"] + 20, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+    expect(page.locator("[data-mask-status]")).to_contain_text("Painted mask, 256×256")
+    page.fill("#prompt", "Add a small sailing boat")
+    page.click("[data-run-button]")
+    expect(page.locator(".gen-card").first).to_contain_text("Add a small sailing boat")
+    received = upstream.requests_to("/v1/images/edits")[0].multipart
+    assert received["image"][1] == gradient_png(256, 256, seed=0)
+    _, _, alpha = png_alpha(received["mask"][1])
+    assert alpha[20][20] == 0 and alpha[250][10] == 255
+    shot(page, "2-edited")
+    assert not page.js_errors
+
+
 def test_an_upstream_refusal_is_shown_in_the_form(page, login, owner, team, upstream, image_upstream, shot):
     upstream.script("POST /v1/images/generations", Reply.error(
         400, "Your request was rejected as a result of our safety system.", code="content_policy_violation"))

@@ -164,3 +164,24 @@ def test_gallery_is_paged_newest_first(owner_client, only_upstream, upstream):
     assert first.index("picture number 13") < first.index("picture number 12")
     second = owner_client.get(reverse("images:index"), {"page": 2}).content.decode()
     assert "picture number 01" in second and "picture number 00" in second and "picture number 13" not in second
+
+
+def test_a_gallery_image_becomes_the_input_of_a_variation(owner_client, only_upstream, upstream):
+    _generate(owner_client, only_upstream)
+    image = GeneratedImage.objects.get()
+    page = owner_client.get(reverse("images:index"), {"mode": "variation", "from_image": image.pk}).content.decode()
+    assert f'name="source_image" value="{image.pk}"' in page and f"Using image #{image.pk} from the gallery" in page
+    response = owner_client.post(reverse("images:create"), {"operation": "variation", "model_key": _key(only_upstream),
+                                                          "size": "256x256", "n": 1, "source_image": image.pk})
+    assert response.status_code == 302
+    sent = upstream.requests_to("/v1/images/variations")[0].multipart["image"]
+    assert sent[0] == f"image-{image.pk}.png" and sent[1] == image.file.open("rb").read()
+    assert Generation.objects.filter(operation="variation").get().source_name == f"image-{image.pk}.png"
+
+
+def test_another_teams_image_cannot_be_used_as_input(outsider_client, owner_client, only_upstream, upstream, other_team):
+    _generate(owner_client, only_upstream)
+    image = GeneratedImage.objects.get()
+    assert outsider_client.get(reverse("images:index"), {"mode": "edit", "from_image": image.pk}).status_code == 404
+    response = outsider_client.post(reverse("images:create"), {"operation": "variation", "model_key": "1:dall-e-2", "source_image": image.pk})
+    assert response.status_code == 404 and not upstream.requests_to("/v1/images/variations")
