@@ -209,3 +209,10 @@ def test_a_provider_that_sends_links_instead_of_images_is_kept_as_links(team, ow
     # an unknown model gets only the plain parameters every compatible server takes
     assert upstream.requests_to("/v1/images/generations")[0].json == {
         "model": "some-diffusion-model", "prompt": "a boat", "n": 1, "size": "512x512", "response_format": "b64_json"}
+
+
+def test_a_compatible_server_without_the_images_endpoint_says_so(team, owner, only_upstream, upstream):
+    upstream.script("POST /v1/images/generations", Reply.error(404, "Not Found"))
+    with pytest.raises(ProxyError) as exc:
+        create(team=team, user=owner, provider=only_upstream, model="dall-e-2", operation="generate", params=ImageParams(prompt="a cat"))
+    assert "has no such endpoint (/v1/images/generations)" in exc.value.message
