@@ -163,7 +163,7 @@ def row_add(request, suite_id: int):
     if not suite.columns:
         return _suite_error(request, suite, rows_error="Add a column first (or take the columns from a prompt version).")
     services.row_add(suite=suite, values=_row_values(request, suite.columns))
-    last = selectors.suite_rows_page(suite=suite, page="last").number
+    last = selectors.suite_rows_page(suite=suite).paginator.num_pages
     return redirect(f"{reverse('evals:suite', args=[suite.pk])}?page={last}#rows")
 
 

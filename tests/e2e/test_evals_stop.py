@@ -42,6 +42,8 @@ def test_stop_keeps_finished_and_partial_cells(page, login, owner, team, upstrea
     expect(cells.nth(2)).to_contain_text("not run")
     expect(cells.nth(3)).to_contain_text("Chile")
     expect(page.locator("[data-download]")).to_be_visible()
+    page.emulate_media(color_scheme="dark")
+    shot(page, "3-stopped-dark")
     evaluation = Evaluation.objects.get()
     assert evaluation.status == "cancelled"
     statuses = list(Result.objects.filter(evaluation=evaluation).order_by("row_number").values_list("status", flat=True))

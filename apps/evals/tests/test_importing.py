@@ -135,3 +135,25 @@ def test_replace_starts_the_numbering_again(team, owner):
     assert list(suite.rows.values_list("position", flat=True)) == [1, 2, 3]
     rows_import(suite=suite, parsed=Parsed(["city"], [{"city": "d"}]), replace=True)
     assert list(suite.rows.values_list("position", "values")) == [(1, {"city": "d"})]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_are_added_edited_and_deleted_in_the_page(team, owner, owner_client):
+    from apps.evals.importing import Parsed
+
+    suite = suite_create(team=team, user=owner, name="S", columns=["city", "expected"])
+    rows_import(suite=suite, parsed=Parsed(["city"], [{"city": f"c{i}"} for i in range(60)]))
+    response = owner_client.post(reverse("evals:row_add", args=[suite.pk]), {"v:city": "Oslo", "v:expected": "Oslo"})
+    assert response.status_code == 302 and response["Location"].endswith("?page=2#rows")  # the page the new row is on
+    row = TestRow.objects.get(position=61)
+    assert row.values == {"city": "Oslo", "expected": "Oslo"}
+    html = owner_client.post(reverse("evals:row_update", args=[row.pk]), {"v:expected": "Oslo, Norway"}, HTTP_HX_REQUEST="true").content.decode()
+    assert html.startswith(f'<tr id="row-{row.pk}"') and "Oslo, Norway" in html and "ev-saved" in html
+    row.refresh_from_db()
+    assert row.values == {"city": "Oslo", "expected": "Oslo, Norway"}
+    # A row imported without an 'expected' value shows that it has none.
+    first = TestRow.objects.get(position=1)
+    page = owner_client.get(reverse("evals:suite", args=[suite.pk])).content.decode()
+    assert 'aria-label="expected of row 1" class="ev-input ev-missing" placeholder="no value"' in page
+    assert owner_client.post(reverse("evals:row_delete", args=[first.pk]), HTTP_HX_REQUEST="true").content == b""
+    assert not TestRow.objects.filter(pk=first.pk).exists()
