@@ -5,6 +5,7 @@ import logging
 import re
 
 from asgiref.sync import async_to_sync
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -271,4 +272,5 @@ def transcript_download(request, transcript_id: int):
 def transcript_delete(request, transcript_id: int):
     item = selectors.transcript_get(team=request.team, transcript_id=transcript_id)
     services.transcript_delete(transcript=item)
+    messages.success(request, f"Deleted the transcript of {item.filename}.")
     return redirect("speech:transcribe")

@@ -253,3 +253,16 @@ def test_audio_is_served_in_byte_ranges_so_the_player_can_seek(owner_client, onl
     tail = owner_client.get(url, headers={"Range": "bytes=-10"})
     assert tail.status_code == 206 and tail.content == content[-10:]
     assert owner_client.get(url, headers={"Range": f"bytes={len(content)}-"}).status_code == 416
+
+
+def test_delete_a_transcript_keeps_its_run_and_audio(owner_client, only_upstream, upstream):
+    upstream.script("POST /v1/audio/transcriptions", Reply(json=VERBOSE))
+    _upload(owner_client, f"{only_upstream.pk}:whisper-1", wav_bytes(seconds=2.0))
+    transcript = wait_finished(Transcript.objects.get().pk)
+    page = owner_client.get(reverse("speech:transcript", args=[transcript.pk])).content.decode()
+    assert reverse("speech:transcript_delete", args=[transcript.pk]) in page
+    response = owner_client.post(reverse("speech:transcript_delete", args=[transcript.pk]), follow=True)
+    assert "Deleted the transcript of speech.wav" in response.content.decode()
+    assert not Transcript.objects.exists()
+    run = Run.objects.get(capability="transcription")
+    assert run.output_file.storage.exists(run.output_file.name)  # the run's record of what it heard stays
