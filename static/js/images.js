@@ -154,6 +154,25 @@
       ctx.restore();
     }
 
+    // The pointer is a circle of the brush's size (browsers cap cursors at 128 px).
+    function updateCursor() {
+      const size = Math.max(6, Math.min(120, Number(sizeInput ? sizeInput.value : 40)));
+      const r = size / 2;
+      const colour = mode === "erase" ? "#ffffff" : "#ff2d7a";
+      const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="' + (size + 2) + '" height="' + (size + 2) + '">' +
+        '<circle cx="' + (r + 1) + '" cy="' + (r + 1) + '" r="' + r + '" fill="none" stroke="#000" stroke-opacity=".55" stroke-width="2"/>' +
+        '<circle cx="' + (r + 1) + '" cy="' + (r + 1) + '" r="' + r + '" fill="none" stroke="' + colour + '" stroke-width="1"/></svg>';
+      canvas.style.cursor = 'url("data:image/svg+xml,' + encodeURIComponent(svg) + '") ' + Math.round(r + 1) + " " + Math.round(r + 1) + ", crosshair";
+    }
+    if (sizeInput) sizeInput.addEventListener("input", updateCursor);
+    updateCursor();
+    // [ and ] change the brush size while the pointer is over the image.
+    document.addEventListener("keydown", function (event) {
+      if (!sizeInput || stage.hidden || !canvas.matches(":hover") || (event.key !== "[" && event.key !== "]")) return;
+      sizeInput.value = Number(sizeInput.value) + (event.key === "]" ? 8 : -8);
+      updateCursor();
+    });
+
     canvas.addEventListener("pointerdown", function (event) {
       if (!canvas.width) return;
       event.preventDefault();
@@ -179,6 +198,7 @@
     editor.querySelectorAll("[data-mask-mode]").forEach(function (button) {
       button.addEventListener("click", function () {
         mode = button.dataset.maskMode;
+        updateCursor();
         editor.querySelectorAll("[data-mask-mode]").forEach(function (b) {
           b.classList.toggle("active", b === button);
           b.setAttribute("aria-pressed", b === button ? "true" : "false");
