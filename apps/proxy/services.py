@@ -262,6 +262,11 @@ def run_finish(
             prompt_tokens=run.prompt_tokens,
             completion_tokens=run.completion_tokens,
         )
+    if run.cost is None and run.capability == Capability.IMAGE and (output or {}).get("count"):
+        # dall-e models are priced per image (by size and quality; OpenAI defaults to 1024x1024).
+        price = catalog.image_price(run.model, size=str(run.params.get("size") or "1024x1024"), quality=run.params.get("quality"))
+        if price is not None:
+            run.cost = (price * Decimal(output["count"])).quantize(Decimal("0.000001"))
     run.ttft_ms = ttft_ms
     run.total_ms = total_ms
     run.finished_at = timezone.now()

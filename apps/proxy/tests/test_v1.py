@@ -169,7 +169,15 @@ def test_images_generate_edit_variation(client, upstream):
     assert edited.data[0].b64_json
     varied = client.images.create_variation(model="dall-e-2", image=("a.png", png_bytes(), "image/png"))
     assert varied.data[0].b64_json
-    assert Run.objects.filter(capability="image", source=RunSource.API).count() == 3
+    runs = list(Run.objects.filter(capability="image", source=RunSource.API).order_by("id"))
+    assert len(runs) == 3
+    # Priced per image: two at dall-e-2's default 1024x1024 ($0.020 each), then one each.
+    assert [str(run.cost) for run in runs] == ["0.040000", "0.020000", "0.020000"]
+
+
+def test_image_cost_follows_size(client, upstream):
+    client.images.generate(model="dall-e-2", prompt="small", size="256x256", n=3, response_format="b64_json")
+    assert str(_last_run().cost) == "0.048000"
 
 
 # -- errors in OpenAI's shape --------------------------------------------------------------------
