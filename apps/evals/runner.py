@@ -91,8 +91,13 @@ def is_running_here(evaluation_id: int) -> bool:
 def _thread_main(evaluation_id: int) -> None:
     try:
         asyncio.run(_registered(evaluation_id))
-    except Exception:
+    except Exception as exc:
         logger.exception("evaluation %s crashed", evaluation_id)
+        try:  # never leave it "running" in a process that is still alive
+            Evaluation.objects.filter(pk=evaluation_id, status__in=(EvaluationStatus.QUEUED, EvaluationStatus.RUNNING)).update(
+                status=EvaluationStatus.FAILED, error=f"Playground failed: {type(exc).__name__}: {exc}", finished_at=timezone.now())
+        except Exception:
+            logger.exception("evaluation %s: could not record the failure", evaluation_id)
     finally:
         close_old_connections()
 
