@@ -14,9 +14,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from apps.accounts.middleware import SESSION_TEAM_KEY
 from apps.accounts.models import Role
-from apps.accounts.selectors import membership_get
+from apps.accounts.sockets import socket_member_connect
 from apps.chat import render
 from apps.chat.live import LiveTurn, live_get
 from apps.chat.models import Conversation
@@ -37,18 +36,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     channel_layer_alias = None
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+        if not await socket_member_connect(self):
             return
-        session = self.scope.get("session")
-        team_id = session.get(SESSION_TEAM_KEY) if session is not None else None
-        self.membership = await database_sync_to_async(lambda: membership_get(user=user, team_id=team_id))()
-        if self.membership is None:
-            await self.close(code=4403)
-            return
-        self.team = await database_sync_to_async(lambda: self.membership.team)()
-        self.user = user
         self.turn: LiveTurn | None = None
         await self.accept()
         query = parse_qs((self.scope.get("query_string") or b"").decode())
