@@ -267,6 +267,8 @@ def run_finish(
         price = catalog.image_price(run.model, size=str(run.params.get("size") or "1024x1024"), quality=run.params.get("quality"))
         if price is not None:
             run.cost = (price * Decimal(output["count"])).quantize(Decimal("0.000001"))
+    if run.cost is None and _runs_locally(run):
+        run.cost = Decimal(0)  # the local engine runs on this machine: free, not unknown
     run.ttft_ms = ttft_ms
     run.total_ms = total_ms
     run.finished_at = timezone.now()
@@ -277,6 +279,13 @@ def run_finish(
         # Its conversation, prompt or team was deleted while it streamed: nothing to keep.
         logger.info("run %s was deleted while it streamed; its result is dropped", run.pk)
     return run
+
+
+def _runs_locally(run: Run) -> bool:
+    try:
+        return bool(run.provider_id) and run.provider.kind == ProviderKind.LOCAL
+    except Provider.DoesNotExist:  # removed while the run streamed
+        return False
 
 
 FINISH_FIELDS = [
