@@ -137,6 +137,46 @@ async def one_stream(port: int, cookie: str, form: dict, timeout: float) -> dict
     return {"gaps": gaps, "frames": frames, "first_token_ms": first_token, "total_ms": (last - started) * 1000}
 
 
+SINGLE_STREAMS = 20
+
+
+def _single_streams(port: int, cookie: str, form: dict, upstream_port: int, timeout: float) -> dict:
+    """One stream at a time, the chat page's websocket and the upstream read directly,
+    interleaved so that both see the same machine: the page's added time to first token."""
+    from bench.client import stream_once
+
+    page_first, page_total, direct_first, direct_total = [], [], [], []
+    for _ in range(SINGLE_STREAMS):
+        direct = asyncio.run(stream_once("127.0.0.1", upstream_port, "/v1/chat/completions"))
+        direct_first.append(direct.ttfc_ms)
+        direct_total.append(direct.total_ms)
+        page = asyncio.run(one_stream(port, cookie, form, timeout))
+        page_first.append(page["first_token_ms"])
+        page_total.append(page["total_ms"])
+    return {
+        "streams": SINGLE_STREAMS,
+        "direct_first_p50_ms": _pct(direct_first, 50), "page_first_p50_ms": _pct(page_first, 50),
+        "direct_total_p50_ms": _pct(direct_total, 50), "page_total_p50_ms": _pct(page_total, 50),
+    }
+
+
+def single_report(single: dict) -> list[str]:
+    added = single["page_first_p50_ms"] - single["direct_first_p50_ms"]
+    share = added / single["direct_total_p50_ms"] * 100 if single["direct_total_p50_ms"] else float("nan")
+    ok = "ok" if added < 5 else "MISS"
+    return [
+        "",
+        f"Chat page vs direct: {single['streams']} single streams each way, interleaved (500 chunks each, websocket "
+        "send -> first token frame vs HTTP request -> first SSE event)",
+        f"{'figure':<38} {'direct':>10} {'chat page':>10} {'added':>12}   target",
+        f"{'time to first token p50 (ms)':<38} {single['direct_first_p50_ms']:>10.2f} {single['page_first_p50_ms']:>10.2f} "
+        f"{added:>+9.2f} ms   < +5 ms {ok}",
+        f"{'whole stream p50 (ms)':<38} {single['direct_total_p50_ms']:>10.2f} {single['page_total_p50_ms']:>10.2f} "
+        f"{single['page_total_p50_ms'] - single['direct_total_p50_ms']:>+9.2f} ms   (includes rendering the final message; "
+        f"first-token overhead is {share:.0f}% of the direct stream)",
+    ]
+
+
 class _Sampler(threading.Thread):
     """Reads the server's RSS every 50 ms while the streams run."""
 
@@ -195,6 +235,7 @@ def measure_layer(*, upstream_port: int, redis: bool, streams: int, timeout: flo
         form = chat_form(int(provider_id), "bench-model")
         for _ in range(3):  # warm up: imports, the model list, the first conversation
             asyncio.run(one_stream(port, cookie, form, timeout))
+        single = _single_streams(port, cookie, form, upstream_port, timeout) if not redis else None
         rss_before = _status_kb(server.pid, "VmRSS")
         cpu_before = _cpu_seconds(server.pid)
         sampler = _Sampler(server.pid)
@@ -230,6 +271,7 @@ def measure_layer(*, upstream_port: int, redis: bool, streams: int, timeout: flo
             "wall_ms": wall_ms, "frames_per_stream": frames / len(done) if done else 0,
             "server_cpu_s": cpu, "client_cpu_s": client_cpu, "load_avg_1m": load, "server_cpu_ms_per_stream": cpu * 1000 / max(1, len(done)),
             "server_rss_mb_before": rss_before / 1024, "server_rss_mb_peak": max(sampler.peak_kb, rss_before) / 1024,
+            "single": single,
         }
     finally:
         if server is not None:
@@ -296,6 +338,9 @@ def report(fanout: dict) -> list[str]:
             lines.append(f"{n}: {r['streams'] - r['completed']} streams failed, e.g. {r['errors'][0]}")
         for error in (r.get("server_errors") or [])[:3]:
             lines.append(f"{n}: the server logged: {error}")
+    single = (layers.get("in-memory") or {}).get("single")
+    if single:
+        lines += single_report(single)
     return lines
 
 
