@@ -90,7 +90,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             raise ChatInputError("That conversation does not exist in your team.")
         plan = await chat_plan(team=self.team, data=content)
         # Presentation mode runs a saved version as it is: its runs are recorded against it.
-        version_id = await database_sync_to_async(_team_version_id)(self.team, str(content.get("prompt_version") or ""))
+        version_value = str(content.get("prompt_version") or "")
+        version_id = await database_sync_to_async(_team_version_id)(self.team, version_value) if version_value else None
 
         uid = new_uid()
         group = uuid.uuid4().hex if len(plan.columns) > 1 else ""

@@ -481,6 +481,7 @@ async def chat_plan(*, team: Team, data: dict[str, Any]) -> ChatPlan:
         if len(keys) > MAX_COLUMNS:
             raise ChatInputError(f"Compare at most {MAX_COLUMNS} columns at once.", field="compare")
 
+    short = len(system) + sum(len(m.content) for m in messages) + len(_one(data, "tools")) <= INLINE_COUNT_LIMIT
     columns = []
     for key, over in zip(keys, overrides):
         try:
@@ -504,7 +505,11 @@ async def chat_plan(*, team: Team, data: dict[str, Any]) -> ChatPlan:
         if response_format:
             request["response_format"] = response_format
         _capability_checks(entry, model=model, request=request, images=bool(images))
-        await database_sync_to_async(_context_checks)(team=team, model=model, entry=entry, request=request)
+        if entry is None or not short:
+            # The database (for a model the index does not know) or a long count: off the loop.
+            await database_sync_to_async(_context_checks)(team=team, model=model, entry=entry, request=request)
+        else:
+            _context_checks(team=team, model=model, entry=entry, request=request)
         label = model if len(keys) == 1 else (f"{model} · t={over['temperature']}" if "temperature" in over else model)
         columns.append(Column(provider=provider, entry=entry, model_key=key, request=request, label=label))
     params = params_from_form(data)
@@ -535,8 +540,15 @@ def _capability_checks(entry: ModelEntry | None, *, model: str, request: dict[st
             request["max_completion_tokens"] = request.pop("max_tokens")
 
 
+# Token counts of requests up to this many characters run on the event loop (well under a
+# millisecond); longer ones go to a thread so other streams are not held up.
+INLINE_COUNT_LIMIT = 20_000
+
+
 def _context_checks(*, team: Team, model: str, entry: ModelEntry | None, request: dict[str, Any]) -> None:
-    context_length = (entry.context_length if entry else None) or context_length_for(team=team, model=model)
+    # A listed model's entry already holds what the team's table, the catalog and the
+    # engine say about its context window; only an unlisted one needs the database.
+    context_length = entry.context_length if entry else context_length_for(team=team, model=model)
     if not context_length:
         return
     prompt = tokens.count_messages(request["messages"], model=model)

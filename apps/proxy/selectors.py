@@ -128,12 +128,20 @@ async def model_index(*, team: Team, refresh: bool = False) -> ModelIndex:
     return ModelIndex(models=models, errors=errors)
 
 
-def _index_rows(team: Team):
-    providers = list(providers_for_team(team=team, enabled_only=True))
+def _price_rows(team: Team):
     price_rows = list(ModelPrice.objects.filter(team=team))
     prices = [(p.model, p.input_per_million, p.output_per_million) for p in price_rows]
     contexts = {p.model: p.context_length for p in price_rows if p.context_length}
-    return providers, prices, contexts
+    return prices, contexts
+
+
+def _index_rows(team: Team):
+    return list(providers_for_team(team=team, enabled_only=True)), *_price_rows(team)
+
+
+def _provider_rows(team: Team, provider_id: int):
+    provider = providers_for_team(team=team, enabled_only=True).filter(pk=provider_id).first()
+    return provider, *(_price_rows(team) if provider else ([], {}))
 
 
 async def model_resolve(*, team: Team, model: str, provider_id: int | None = None) -> tuple[Provider, ModelEntry | None]:
@@ -144,13 +152,17 @@ async def model_resolve(*, team: Team, model: str, provider_id: int | None = Non
     across the team's providers; "Provider name/model" picks one explicitly.
     """
     if provider_id is not None:
-        provider = await database_sync_to_async(
-            lambda: providers_for_team(team=team, enabled_only=True).filter(pk=provider_id).first()
-        )()
+        # Only this provider's list is needed, not the whole team's index: this runs before
+        # every page's model call, so it is one database trip and a cached model list.
+        provider, prices, contexts = await database_sync_to_async(_provider_rows)(team, provider_id)
         if provider is None:
             raise ProxyError("That provider does not exist in your team (or is disabled).", code="provider_not_found", status=404)
-        index = await model_index(team=team)
-        return provider, index.find(model, provider_id=provider.pk)
+        try:
+            listed = await provider_models(provider=provider)
+        except ProxyError:  # not listable right now: the call itself will say what is wrong
+            return provider, None
+        raw = next((item for item in listed if item.get("id") == model), None)
+        return provider, _entry(provider, raw, prices, contexts) if raw else None
     index = await model_index(team=team)
     entry = index.find(model)
     if entry is None and "/" in model:
