@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 FINAL = "data-run-button"
+TOKEN_FRAGMENT = 'hx-swap-oob="beforeend:#msg-'  # apps.chat.streaming.oob_append
 
 
 def _free_port() -> int:
@@ -127,8 +128,8 @@ async def one_stream(port: int, cookie: str, form: dict, timeout: float) -> dict
                 frames += 1
                 if last is not None:
                     gaps.append((now - last) * 1000)
-                    if first_token is None:
-                        first_token = (now - started) * 1000  # the frame after the opening one
+                if first_token is None and TOKEN_FRAGMENT in frame:
+                    first_token = (now - started) * 1000  # the first frame carrying answer text
                 last = now
                 if FINAL in frame:
                     if "run-error" in frame:
