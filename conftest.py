@@ -6,6 +6,23 @@ import pytest
 pytest_plugins = ["tests.upstream", "tests.live"]
 
 
+def pytest_sessionstart(session):
+    """Remove a SQLite test database left by a killed run, with its -wal and -shm files.
+
+    Django deletes the old test database file before creating a new one, but not its
+    write-ahead log: the new file opened beside a stale -shm fails with 'disk I/O error'.
+    """
+    from pathlib import Path
+
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3") and database.get("TEST", {}).get("NAME"):
+        name = database["TEST"]["NAME"]
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(name + suffix).unlink(missing_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def _fast_upstream_settings(settings, tmp_path):
     """Short retry backoff and read timeout so fault tests take milliseconds, not minutes."""
