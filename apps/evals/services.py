@@ -24,6 +24,7 @@ from apps.evals.models import (
 from apps.prompts.models import PromptMode, PromptVersion
 from apps.prompts.variables import message_texts, names_in, names_in_all, render, render_messages
 from apps.proxy.models import Provider
+from apps.proxy.services import worker_gone
 
 logger = logging.getLogger(__name__)
 
@@ -274,8 +275,7 @@ def evaluation_stop(*, evaluation: Evaluation) -> Evaluation:
     Evaluation.objects.filter(pk=evaluation.pk).update(cancel_requested=True)
     if not runner.cancel(evaluation_id=evaluation.pk):
         # Not running in this process. If its process is gone, nothing will ever finish it.
-        host, _, pid = evaluation.worker.rpartition(":")
-        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        if worker_gone(evaluation.worker):
             evaluations_mark_interrupted()
     evaluation.refresh_from_db()
     return evaluation
@@ -292,15 +292,8 @@ def evaluations_mark_interrupted() -> int:
 
     Called at server start (apps.proxy.startup). Their finished cells are kept.
     """
-    host = socket.gethostname()
-    dead = []
-    for evaluation_id, worker in Evaluation.objects.filter(status__in=ACTIVE_STATUSES).values_list("id", "worker"):
-        worker_host, _, pid = worker.rpartition(":")
-        if worker and worker_host != host:
-            continue
-        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
-            continue
-        dead.append(evaluation_id)
+    dead = [evaluation_id for evaluation_id, worker
+            in Evaluation.objects.filter(status__in=ACTIVE_STATUSES).values_list("id", "worker") if worker_gone(worker)]
     if dead:
         Evaluation.objects.filter(id__in=dead).update(
             status=EvaluationStatus.INTERRUPTED,
@@ -309,14 +302,5 @@ def evaluations_mark_interrupted() -> int:
         )
         logger.warning("marked %d evaluations interrupted (their server process had stopped)", len(dead))
     return len(dead)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 

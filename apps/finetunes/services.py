@@ -429,21 +429,10 @@ def jobs_recover(*, alive: callable | None = None) -> int:
     Training state does not survive the process; the checkpoints written until then are
     kept and listed, so nothing is stuck 'running' forever.
     """
-    from apps.proxy.services import _alive
+    from apps.proxy.services import worker_gone
 
-    alive = alive or _alive
-    import os
-    import socket
-
-    host = socket.gethostname()
-    stuck = []
-    for job in FineTuneJob.objects.filter(local=True, status=JobStatus.RUNNING):
-        worker_host, _, pid = job.worker.rpartition(":")
-        if worker_host and worker_host != host:
-            continue
-        if pid.isdigit() and int(pid) != os.getpid() and alive(int(pid)):
-            continue
-        stuck.append(job)
+    stuck = [job for job in FineTuneJob.objects.filter(local=True, status=JobStatus.RUNNING)
+             if worker_gone(job.worker, alive=alive)]
     for job in stuck:
         kept = job.checkpoints.count()
         saved = (f"{kept} checkpoint{'s' if kept != 1 else ''} saved until then {'are' if kept != 1 else 'is'} kept"

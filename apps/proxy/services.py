@@ -333,17 +333,8 @@ def runs_mark_interrupted() -> int:
     Called at server start. Runs of live processes (another worker on this host) and of
     other hosts are left alone; their partial output is kept as it was saved.
     """
-    host = socket.gethostname()
-    dead = []
-    for run_id, worker in Run.objects.filter(status=RunStatus.RUNNING).values_list("id", "worker"):
-        worker_host, _, pid = worker.rpartition(":")
-        if worker and worker_host != host:
-            continue
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue
-        if pid.isdigit() and int(pid) == os.getpid():
-            continue
-        dead.append(run_id)
+    dead = [run_id for run_id, worker in Run.objects.filter(status=RunStatus.RUNNING).values_list("id", "worker")
+            if worker_gone(worker)]
     if dead:
         Run.objects.filter(id__in=dead).update(
             status=RunStatus.INTERRUPTED,
@@ -353,6 +344,21 @@ def runs_mark_interrupted() -> int:
         )
         logger.warning("marked %d runs interrupted (their server process had stopped)", len(dead))
     return len(dead)
+
+
+def worker_gone(worker: str, *, alive: Callable[[int], bool] | None = None) -> bool:
+    """Whether the server process named by a row's `worker` ("host:pid") has stopped.
+
+    Runs, evaluations and local fine-tuning jobs record the process serving them; at
+    start-up the ones whose process is gone are marked. Another host's process cannot be
+    checked from here (not gone); a row with no worker was left by one that is.
+    """
+    host, _, pid = worker.rpartition(":")
+    if host and host != socket.gethostname():
+        return False
+    if not pid.isdigit():
+        return True
+    return int(pid) != os.getpid() and not (alive or _alive)(int(pid))
 
 
 def _alive(pid: int) -> bool:
