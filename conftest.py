@@ -122,6 +122,13 @@ def upstream_provider(team, upstream, owner):
 
 
 @pytest.fixture
+def only_upstream(team, upstream_provider):
+    """Tests about the upstream do not need the local engine listed (or loaded)."""
+    team.providers.filter(kind="local").update(enabled=False)
+    return upstream_provider
+
+
+@pytest.fixture
 def raw_token(team, owner, upstream_provider):
     """A personal /v1 token of Acme's owner; Acme has the test upstream as a provider."""
     from django.core.cache import cache

@@ -112,23 +112,6 @@
       useChoice.classList.add("btn-primary");
       return;
     }
-    // tabs (choices, code)
-    const tab = t.closest("[data-tab]");
-    if (tab) {
-      const tabs = tab.closest("[data-tabs]");
-      $$("[data-tab]", tabs).forEach((b) => b.classList.toggle("active", b === tab));
-      $$(":scope > [data-pane]", tabs).forEach((p) => { p.hidden = p.dataset.pane !== tab.dataset.tab; });
-      return;
-    }
-    const lp = t.closest("[data-lp-toggle]");
-    if (lp) {
-      const wrap = lp.closest(".lp-wrap");
-      const show = lp.getAttribute("aria-expanded") !== "true";
-      lp.setAttribute("aria-expanded", show);
-      $("[data-lp-map]", wrap).hidden = !show;
-      $("[data-lp-legend]", wrap).hidden = !show;
-      return;
-    }
     const rm = t.closest("[data-remove-image]");
     if (rm) { const holder = rm.closest("[data-attachments]"); rm.closest(".thumb").remove(); syncImages(holder); return; }
     if (t.closest("[data-add-column]")) { addColumn(); return; }

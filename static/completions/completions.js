@@ -67,22 +67,6 @@
     }
     const ex = t.closest("[data-example]");
     if (ex) { editAtEnd(ex.dataset.example); return; }
-    const tab = t.closest("[data-tab]");
-    if (tab) {
-      const tabs = tab.closest("[data-tabs]");
-      $$("[data-tab]", tabs).forEach((b) => b.classList.toggle("active", b === tab));
-      $$(":scope > [data-pane]", tabs).forEach((p) => { p.hidden = p.dataset.pane !== tab.dataset.tab; });
-      return;
-    }
-    const lp = t.closest("[data-lp-toggle]");
-    if (lp) {
-      const wrap = lp.closest(".lp-wrap");
-      const show = lp.getAttribute("aria-expanded") !== "true";
-      lp.setAttribute("aria-expanded", show);
-      $("[data-lp-map]", wrap).hidden = !show;
-      $("[data-lp-legend]", wrap).hidden = !show;
-      return;
-    }
     const open = t.closest("[data-open-dialog]");
     if (open) {
       const d = $("#chat-dialog");

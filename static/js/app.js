@@ -26,6 +26,26 @@
     }
   });
 
+  // Tabs (choices, View code): [data-tabs] holds [data-tab] buttons and [data-pane]s.
+  document.addEventListener("click", function (event) {
+    const tab = event.target.closest("[data-tab]");
+    if (!tab) return;
+    const tabs = tab.closest("[data-tabs]");
+    tabs.querySelectorAll("[data-tab]").forEach(function (b) { b.classList.toggle("active", b === tab); });
+    tabs.querySelectorAll(":scope > [data-pane]").forEach(function (p) { p.hidden = p.dataset.pane !== tab.dataset.tab; });
+  });
+
+  // The logprobs heat-map over an answer (chat, completions): shown and hidden in place.
+  document.addEventListener("click", function (event) {
+    const toggle = event.target.closest("[data-lp-toggle]");
+    if (!toggle) return;
+    const wrap = toggle.closest(".lp-wrap");
+    const show = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", show);
+    wrap.querySelector("[data-lp-map]").hidden = !show;
+    wrap.querySelector("[data-lp-legend]").hidden = !show;
+  });
+
   // Copy buttons: <button data-copy="#id"> or on code blocks rendered as markdown.
   document.addEventListener("click", function (event) {
     const button = event.target.closest("[data-copy], .copy-btn");

@@ -19,13 +19,6 @@
 
   document.addEventListener("click", (e) => {
     const t = e.target;
-    const tab = t.closest("[data-tab]");
-    if (tab) {
-      const tabs = tab.closest("[data-tabs]");
-      $$("[data-tab]", tabs).forEach((b) => b.classList.toggle("active", b === tab));
-      $$(":scope > [data-pane]", tabs).forEach((p) => { p.hidden = p.dataset.pane !== tab.dataset.tab; });
-      return;
-    }
     // Present and Open carry the variable values typed on the page.
     const withVars = t.closest("[data-with-vars]");
     if (withVars && $("#vars-form")) { e.preventDefault(); location.href = withVars.getAttribute("href").split("?")[0] + varsQuery(); return; }

@@ -10,13 +10,6 @@ def embed_key(upstream_provider):
     return f"{upstream_provider.pk}:text-embedding-3-small"
 
 
-@pytest.fixture
-def only_upstream(team, upstream_provider):
-    """Tests about the upstream do not need the local engine listed (or loaded)."""
-    team.providers.filter(kind="local").update(enabled=False)
-    return upstream_provider
-
-
 def wait_finished(embedding_id: int, timeout: float = 20.0):
     from apps.embeddings.models import Embedding
 

@@ -6,13 +6,6 @@ import pytest
 
 
 @pytest.fixture
-def only_upstream(team, upstream_provider):
-    """Tests about the upstream do not need the local engine listed (or loaded)."""
-    team.providers.filter(kind="local").update(enabled=False)
-    return upstream_provider
-
-
-@pytest.fixture
 def city_version(team, owner, upstream_provider):
     """A chat version with one variable, saved for the test upstream's gpt-4o-mini."""
     from apps.prompts.services import prompt_version_create

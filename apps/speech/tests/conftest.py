@@ -27,13 +27,6 @@ def stt_key(local):
     return f"{local.pk}:whisper-tiny.en"
 
 
-@pytest.fixture
-def only_upstream(team, upstream_provider):
-    """Tests about the upstream do not need the local engine listed (or loaded)."""
-    team.providers.filter(kind="local").update(enabled=False)
-    return upstream_provider
-
-
 def wait_finished(transcript_id: int, timeout: float = 300.0):
     """Wait for a background transcript (generous: a guard against a hang, not a speed check; 2 shared cores)."""
     from apps.speech.models import Transcript
