@@ -76,6 +76,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # the connection it came on: equal ports, one reused connection
 
     @property
     def json(self) -> Any:
@@ -288,7 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         path = self.path.split("?")[0]
-        self.upstream.requests.append(Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        self.upstream.requests.append(Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                                               client_port=self.client_address[1]))
         if self.upstream.api_key is not None and self.headers.get("authorization") != f"Bearer {self.upstream.api_key}":
             self._send(Reply.error(401, "Incorrect API key provided.", code="invalid_api_key"))
             return

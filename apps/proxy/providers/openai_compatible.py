@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import orjson
-from httpx_sse import EventSource
 
 from apps.proxy import http
 from apps.proxy.errors import ProxyError
 from apps.proxy.providers.base import AudioResult, Provider, StreamEvent, Upload
 from apps.proxy.redaction import redact
+from apps.proxy.sse import sse_data
 
 
 @dataclass
@@ -70,17 +70,15 @@ class OpenAICompatibleProvider(Provider):
                 yield _as_chunk(data)
                 return
             try:
-                async for sse in EventSource(response).aiter_sse():
-                    data = sse.data
+                async for data in sse_data(response):
                     if not data:
                         continue
-                    if data == "[DONE]":
-                        return
                     try:
                         chunk = orjson.loads(data)
                     except orjson.JSONDecodeError:
+                        text = data.decode(errors="replace")
                         raise ProxyError(
-                            f"{self.name} sent a malformed stream event ({self._redact(data)[:120]!r}); the answer stops here.",
+                            f"{self.name} sent a malformed stream event ({self._redact(text)[:120]!r}); the answer stops here.",
                             code="bad_response", status=502,
                         ) from None
                     if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:

@@ -172,3 +172,14 @@ async def test_task_cancel_mid_stream_closes_upstream(team, owner, upstream_prov
     run = await sync_to_async(Run.objects.get)(pk=stream.run.pk)
     assert run.status == RunStatus.CANCELLED and run.output_text == "x"
     assert upstream.wait_for_disconnect()
+
+
+async def test_streams_reuse_the_upstream_connection(team, owner, upstream_provider, upstream):
+    # The body is read to its end after [DONE], so the connection goes back to the pool:
+    # no new TCP (or TLS) handshake with the provider per request.
+    for _ in range(3):
+        stream, run, error = await _run(team, owner, upstream_provider)
+        assert error is None and run.status == RunStatus.SUCCEEDED
+    ports = {r.client_port for r in upstream.requests_to("/v1/chat/completions")}
+    assert len(upstream.requests_to("/v1/chat/completions")) == 3
+    assert len(ports) == 1
