@@ -15,9 +15,10 @@ Run as cancelled with the partial output (tested under uvicorn and under daphne)
 What keeps the time to first chunk short: /v1 is served by a Django handler without the
 pages' sync middleware (apps/proxy/v1_asgi.py); a checked token is trusted for
 V1_AUTH_CACHE_SECONDS in this process (cleared at once on any token, membership, user,
-team or provider change); the remaining database trip (the Run row) runs on a
-long-lived thread with its own connection (apps/proxy/v1_db.py) while the upstream
-request starts. `make bench` measures it (bench/).
+team or provider change); the first chunk goes out on its own, at once, and the Run row
+is written just after it, on a long-lived thread with its own connection
+(apps/proxy/db_threads.py); streams still waiting for their first chunk go ahead of
+streams already flowing (apps/proxy/priority.py). `make bench` measures it (bench/).
 """
 from __future__ import annotations
 
@@ -43,13 +44,13 @@ from django.views.decorators.csrf import csrf_exempt
 from apps.accounts import ratelimit
 from apps.accounts.models import ApiToken, Membership, Role, Team, hash_token
 from apps.accounts.services import api_token_authenticate
-from apps.proxy import selectors, services
+from apps.proxy import priority, selectors, services
 from apps.proxy.errors import ProxyError, bad_request
 from apps.proxy.models import Capability, Provider, ProviderKind, RunSource
 from apps.proxy.providers import provider_for
 from apps.proxy.providers.base import AudioResult, Upload
 from apps.proxy.services import RunStream
-from apps.proxy.v1_db import db
+from apps.proxy.db_threads import db
 
 logger = logging.getLogger(__name__)
 
@@ -395,9 +396,9 @@ async def model_detail(request: HttpRequest, caller: Caller, model: str) -> Http
 class _V1RunStream(RunStream):
     """A RunStream whose Run row is written while the provider call starts.
 
-    Writing the row is the one database trip of a /v1 call; it overlaps the upstream
-    request and the first chunks instead of preceding them. The row always exists before
-    a checkpoint or the finish (however the stream ends: done, failed, or the client gone).
+    Writing the row is the one database trip of a /v1 call; it starts after the first chunk
+    instead of preceding it. The row always exists before a checkpoint or the finish
+    (however the stream ends: done, failed, or the client gone).
     """
 
     def __init__(self, *, write: Callable[[], Awaitable[Any]], **kwargs: Any) -> None:
@@ -466,54 +467,71 @@ async def _abandon(step: Any, waiting: Any) -> None:
         pass
 
 
-MAX_BATCH = 256
+# Chunks per write at most: also bounds one turn of the event loop (~64 chunks of work), so a
+# burst of flowing streams cannot hold the loop for long (see apps/proxy/priority.py).
+MAX_BATCH = 64
 
 
 async def _sse(stream: RunStream, first: Any, usage_wanted: bool) -> AsyncIterator[bytes]:
     """Pass the provider's chunks on as SSE as they come: the hot path, kept lean.
 
-    Each chunk is serialised once. Chunks that are already here when the previous one is
-    handled (they arrived in the same read from upstream) go out in one write, and
-    everything goes out as soon as the next chunk has to be waited for, so nothing is
-    held back: the client gets each chunk as early as one-at-a-time would, with a
-    fraction of the per-write work in Django and the server.
+    Each chunk is serialised once. The first goes out on its own at once (time to first
+    token). After it, chunks that are already here when the previous one is handled (they
+    arrived in the same read from upstream) go out in one write, and everything goes out
+    as soon as the next chunk has to be waited for, so nothing is held back: the client
+    gets each chunk as early as one-at-a-time would, with a fraction of the per-write work
+    in Django and the server.
     """
     dumps = _dumps
     parts: list[bytes] = []
     append = parts.append
     if type(first) is dict and (usage_wanted or first.get("choices") or not first.get("usage")):
-        append(b"data: " + dumps(first) + b"\n\n")
+        try:
+            yield b"data: " + dumps(first) + b"\n\n"
+        except BaseException:
+            await stream.aclose()
+            raise
     events = aiter(stream)
+    lane = priority.Lane()
     try:
         async with stream:
-            while True:
-                step = events.__anext__()
-                try:
-                    waiting = step.send(None)
-                except StopIteration as ready:
-                    event = ready.value
-                except StopAsyncIteration:
-                    break
-                else:
-                    if parts:  # nothing more is here yet: send what is
-                        try:
-                            yield b"".join(parts)
-                        except BaseException:
-                            await _abandon(step, waiting)
-                            raise
-                        parts.clear()
+            await lane.enter()
+            try:
+                while True:
+                    step = events.__anext__()
                     try:
-                        event = await _Resume(step, waiting)
+                        waiting = step.send(None)
+                    except StopIteration as ready:
+                        event = ready.value
                     except StopAsyncIteration:
                         break
-                if type(event) is not dict:
-                    continue  # QueuePosition: pages show it; the OpenAI stream has no place for it
-                if not usage_wanted and "usage" in event and not event.get("choices"):
-                    continue  # the usage-only chunk the client did not ask for
-                append(b"data: " + dumps(event) + b"\n\n")
-                if len(parts) >= MAX_BATCH:
-                    yield b"".join(parts)
-                    parts.clear()
+                    else:
+                        lane.leave()  # nothing more is here yet: send what is, and let others run
+                        if parts:
+                            try:
+                                yield b"".join(parts)
+                            except BaseException:
+                                await _abandon(step, waiting)
+                                raise
+                            parts.clear()
+                        try:
+                            event = await _Resume(step, waiting)
+                        except StopAsyncIteration:
+                            break
+                        await lane.enter()
+                    if type(event) is not dict:
+                        continue  # QueuePosition: pages show it; the OpenAI stream has no place for it
+                    if not usage_wanted and "usage" in event and not event.get("choices"):
+                        continue  # the usage-only chunk the client did not ask for
+                    append(b"data: " + dumps(event) + b"\n\n")
+                    if len(parts) >= MAX_BATCH:
+                        lane.leave()
+                        yield b"".join(parts)
+                        parts.clear()
+                        await priority.step_aside()  # streams still starting go first (bounded)
+                        await lane.enter()
+            finally:
+                lane.leave()
     except ProxyError as exc:
         # Mid-stream failure: OpenAI's SDKs raise on an event carrying "error".
         append(b"data: " + dumps(exc.as_openai()) + b"\n\n")
@@ -540,7 +558,6 @@ async def _text_call(request: HttpRequest, caller: Caller, *, kind: str) -> Http
         ),
         provider=provider, request=body, kind=kind,
     )
-    stream.begin()
     events = aiter(stream)
     if not streaming:
         async with stream:
@@ -549,17 +566,20 @@ async def _text_call(request: HttpRequest, caller: Caller, *, kind: str) -> Http
         return json_response(stream.result())
     # Wait for the first event before answering, so that a request the provider refuses
     # outright gets a real HTTP error status instead of an error inside a 200 stream.
-    # The Run row's insert is in flight meanwhile; the first chunk does not wait for it
-    # (that wait was most of the time /v1 added to time to first token). Checkpoints and
-    # the finish wait for it, so the row always exists before anything updates it.
+    # The Run row is written once the first chunk is here: the insert's ORM work, on a
+    # database thread, holds the GIL against this request while it waits (measured: +1.3 ms
+    # to the first chunk when both overlapped). Checkpoints and the finish wait for the
+    # row, so it always exists before anything updates it.
     try:
         try:
-            first = await anext(events)
+            with priority.starting():
+                first = await anext(events)
         except StopAsyncIteration:
             first = None
     except BaseException:
         await stream.aclose()
         raise
+    stream.begin()
     response = StreamingHttpResponse(_sse(stream, first, usage_wanted), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

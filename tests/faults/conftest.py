@@ -34,6 +34,17 @@ def wait_finished(run_id: int, timeout: float = 8.0) -> Run:
         time.sleep(0.02)
 
 
+def the_run(timeout: float = 5.0) -> Run:
+    """The one Run, once written: /v1 writes its row just after the first chunk goes out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = Run.objects.first()
+        if run is not None or time.monotonic() > deadline:
+            assert Run.objects.count() == 1, "expected exactly one run"
+            return run
+        time.sleep(0.01)
+
+
 def sse_events(lines) -> list[str]:
     """The data payloads of an SSE response's lines."""
     return [line[len("data: "):] for line in lines if line.startswith("data: ")]

@@ -18,7 +18,7 @@ import pytest
 from django.db import connection
 
 from apps.proxy.models import Run, RunStatus
-from tests.faults.conftest import CHAT, sse_events, wait_finished
+from tests.faults.conftest import CHAT, sse_events, the_run, wait_finished
 from tests.upstream import Reply, chat_chunks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,7 +96,7 @@ def test_sqlite_locked_past_busy_timeout_at_finish_the_result_is_saved_when_it_f
     reader = Reader(v1_url, auth)
     reader.start()
     assert reader.started_streaming.wait(10)
-    run_id = Run.objects.get().pk
+    run_id = the_run().pk
     taken = threading.Event()
     # Held for 1.5 s, the stream ends after ~0.6 s: the finish meets the lock several times.
     holder = _hold_write_lock(1.5, taken)
@@ -121,7 +121,7 @@ def test_sqlite_locked_for_good_the_caller_is_told_the_answer_was_not_saved(
     reader = Reader(v1_url, auth)
     reader.start()
     assert reader.started_streaming.wait(10)
-    run_id = Run.objects.get().pk
+    run_id = the_run().pk
     taken = threading.Event()
     holder = _hold_write_lock(2.0, taken)
     assert taken.wait(5)
@@ -144,7 +144,7 @@ def test_postgresql_row_locked_then_connections_killed_mid_stream(v1_url, auth, 
     reader = Reader(v1_url, auth)
     reader.start()
     assert reader.started_streaming.wait(10)
-    run_id = Run.objects.get().pk
+    run_id = the_run().pk
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
     params.pop("context", None)

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from apps.proxy.models import Provider, Run, RunStatus
-from tests.faults.conftest import CHAT, sse_events, wait_finished
+from tests.faults.conftest import CHAT, sse_events, the_run, wait_finished
 from tests.upstream import Reply, chat_chunks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,7 +48,7 @@ def test_provider_removed_mid_stream_run_finishes_and_keeps_provider_name(v1_url
     reader = threading.Thread(target=read)
     reader.start()
     assert first_chunk.wait(10), "the stream never started"
-    run = Run.objects.get()
+    run = the_run()
     assert run.status == RunStatus.RUNNING
 
     # The owner removes the provider through the page while the answer is still coming.
