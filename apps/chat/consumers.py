@@ -22,6 +22,7 @@ from apps.chat.models import Conversation
 from apps.chat.services import ChatInputError, Message, chat_plan, conversation_message_update, conversation_save, new_uid
 from apps.chat.streaming import oob_replace
 from apps.proxy import services as proxy
+from apps.proxy.db_threads import db
 from apps.proxy.errors import ProxyError
 from apps.proxy.models import Run
 
@@ -107,8 +108,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.turn = turn
         turn.start()
         try:
-            conversation = await database_sync_to_async(conversation_save)(
-                team=self.team, user=self.user, conversation_id=plan.conversation_id, system=plan.system,
+            conversation = await db(
+                conversation_save, team=self.team, user=self.user, conversation_id=plan.conversation_id, system=plan.system,
                 messages=[*plan.messages, Message(uid=uid, role="assistant", runs=[s.run.pk for s in streams])],
                 params=plan.params,
             )

@@ -1,12 +1,12 @@
-"""Database trips for /v1's hot path, on a few long-lived threads that keep their connection.
+"""Database trips of the streaming hot paths, on a few long-lived threads that keep their connection.
 
 Under ASGI, Django runs each request's sync code on a fresh thread, and with
 CONN_MAX_AGE=0 every trip opens a database connection (on SQLite about a millisecond of
-CPU: connect, register functions, the WAL pragmas). /v1 makes two trips before the first
-chunk (token + providers, then the Run row), so they run here instead: a handful of
-worker threads, each keeping its connection while busy and closing it after
-`IDLE_CLOSE_SECONDS` without work (so nothing holds the database open when idle, e.g.
-when a test database is dropped). A connection found broken (a PostgreSQL restart) is
+CPU: connect, register functions, the WAL pragmas). A streamed run makes two trips (its
+Run row, then its result) and the chat page a third (the conversation), so they run here
+instead: a handful of worker threads, each keeping its connection while busy and closing
+it after `IDLE_CLOSE_SECONDS` without work (so nothing holds the database open when idle,
+e.g. when a test database is dropped). A connection found broken (a PostgreSQL restart) is
 reopened once.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _deliver(future: asyncio.Future, result: Any, error: BaseException | None) -
 
 class _Worker(threading.Thread):
     def __init__(self, number: int) -> None:
-        super().__init__(name=f"v1-db-{number}", daemon=True)
+        super().__init__(name=f"db-{number}", daemon=True)
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
 
     def run(self) -> None:
@@ -68,7 +68,7 @@ class _Worker(threading.Thread):
         except DatabaseError:
             if connection.in_atomic_block or connection.connection is None or connection.is_usable():
                 raise
-            logger.warning("the /v1 database connection was broken; reconnecting once")
+            logger.warning("a database connection was broken; reconnecting once")
             close_old_connections()
             connection.close()
             return fn(*args, **kwargs)
@@ -91,7 +91,7 @@ def _pick() -> _Worker:
 
 
 async def db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run `fn(*args, **kwargs)` (sync, ORM) on a /v1 database thread and await the result."""
+    """Run `fn(*args, **kwargs)` (sync, ORM) on a database thread and await the result."""
     loop = asyncio.get_running_loop()
     future = loop.create_future()
     _pick().jobs.put((fn, args, kwargs, loop, future))

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.proxy import catalog, tokens
+from apps.proxy.db_threads import db
 from apps.proxy.errors import ProxyError
 from apps.proxy.models import Capability, ModelPrice, Provider, ProviderKind, Run, RunSource, RunStatus
 from apps.proxy.providers import provider_for
@@ -305,7 +306,7 @@ async def run_finish_saved(run: Run, **fields: Any) -> Run:
     delay = 0.05
     while True:
         try:
-            return await database_sync_to_async(run_finish)(run, **fields)
+            return await db(run_finish, run, **fields)
         except (OperationalError, InterfaceError) as exc:
             if time.monotonic() + delay > deadline:
                 logger.error("run %s: the result could not be saved (%s); gave up", run.pk, exc)
@@ -548,7 +549,8 @@ async def stream_start(
 ) -> RunStream:
     """Start a chat or completion call: the Run row exists when this returns."""
     capability = Capability.CHAT if kind == "chat" else Capability.COMPLETION
-    run = await database_sync_to_async(run_start)(
+    run = await db(
+        run_start,
         team=team,
         user=user,
         capability=capability,
