@@ -17,8 +17,7 @@ pages' sync middleware (apps/proxy/v1_asgi.py); a checked token is trusted for
 V1_AUTH_CACHE_SECONDS in this process (cleared at once on any token, membership, user,
 team or provider change); the first chunk goes out on its own, at once, and the Run row
 is written just after it, on a long-lived thread with its own connection
-(apps/proxy/db_threads.py); streams still waiting for their first chunk go ahead of
-streams already flowing (apps/proxy/priority.py). `make bench` measures it (bench/).
+(apps/proxy/db_threads.py). `make bench` measures it (bench/).
 """
 from __future__ import annotations
 
@@ -44,7 +43,7 @@ from django.views.decorators.csrf import csrf_exempt
 from apps.accounts import ratelimit
 from apps.accounts.models import ApiToken, Membership, Role, Team, hash_token
 from apps.accounts.services import api_token_authenticate
-from apps.proxy import priority, selectors, services
+from apps.proxy import selectors, services
 from apps.proxy.errors import ProxyError, bad_request
 from apps.proxy.models import Capability, Provider, ProviderKind, RunSource
 from apps.proxy.providers import provider_for
@@ -467,9 +466,7 @@ async def _abandon(step: Any, waiting: Any) -> None:
         pass
 
 
-# Chunks per write at most: also bounds one turn of the event loop (~64 chunks of work), so a
-# burst of flowing streams cannot hold the loop for long (see apps/proxy/priority.py).
-MAX_BATCH = 64
+MAX_BATCH = 256
 
 
 async def _sse(stream: RunStream, first: Any, usage_wanted: bool) -> AsyncIterator[bytes]:
@@ -492,46 +489,36 @@ async def _sse(stream: RunStream, first: Any, usage_wanted: bool) -> AsyncIterat
             await stream.aclose()
             raise
     events = aiter(stream)
-    lane = priority.Lane()
     try:
         async with stream:
-            await lane.enter()
-            try:
-                while True:
-                    step = events.__anext__()
+            while True:
+                step = events.__anext__()
+                try:
+                    waiting = step.send(None)
+                except StopIteration as ready:
+                    event = ready.value
+                except StopAsyncIteration:
+                    break
+                else:
+                    if parts:  # nothing more is here yet: send what is
+                        try:
+                            yield b"".join(parts)
+                        except BaseException:
+                            await _abandon(step, waiting)
+                            raise
+                        parts.clear()
                     try:
-                        waiting = step.send(None)
-                    except StopIteration as ready:
-                        event = ready.value
+                        event = await _Resume(step, waiting)
                     except StopAsyncIteration:
                         break
-                    else:
-                        lane.leave()  # nothing more is here yet: send what is, and let others run
-                        if parts:
-                            try:
-                                yield b"".join(parts)
-                            except BaseException:
-                                await _abandon(step, waiting)
-                                raise
-                            parts.clear()
-                        try:
-                            event = await _Resume(step, waiting)
-                        except StopAsyncIteration:
-                            break
-                        await lane.enter()
-                    if type(event) is not dict:
-                        continue  # QueuePosition: pages show it; the OpenAI stream has no place for it
-                    if not usage_wanted and "usage" in event and not event.get("choices"):
-                        continue  # the usage-only chunk the client did not ask for
-                    append(b"data: " + dumps(event) + b"\n\n")
-                    if len(parts) >= MAX_BATCH:
-                        lane.leave()
-                        yield b"".join(parts)
-                        parts.clear()
-                        await priority.step_aside()  # streams still starting go first (bounded)
-                        await lane.enter()
-            finally:
-                lane.leave()
+                if type(event) is not dict:
+                    continue  # QueuePosition: pages show it; the OpenAI stream has no place for it
+                if not usage_wanted and "usage" in event and not event.get("choices"):
+                    continue  # the usage-only chunk the client did not ask for
+                append(b"data: " + dumps(event) + b"\n\n")
+                if len(parts) >= MAX_BATCH:
+                    yield b"".join(parts)
+                    parts.clear()
     except ProxyError as exc:
         # Mid-stream failure: OpenAI's SDKs raise on an event carrying "error".
         append(b"data: " + dumps(exc.as_openai()) + b"\n\n")
@@ -572,8 +559,7 @@ async def _text_call(request: HttpRequest, caller: Caller, *, kind: str) -> Http
     # row, so it always exists before anything updates it.
     try:
         try:
-            with priority.starting():
-                first = await anext(events)
+            first = await anext(events)
         except StopAsyncIteration:
             first = None
     except BaseException:
