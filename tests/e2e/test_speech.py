@@ -12,11 +12,7 @@ from apps.proxy.models import Run
 from apps.speech.models import Transcript
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SENTENCE = "The quick brown fox jumps over the lazy dog."
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9 ]", " ", text.lower()).split()
+from tests.speech_round_trip import SENTENCE, heard_back
 
 
 def test_speak_then_transcribe_with_timestamps(page, login, owner, team, shot, tmp_path):
@@ -65,7 +61,7 @@ def test_speak_then_transcribe_with_timestamps(page, login, owner, team, shot, t
     segments = page.locator(".segment")
     expect(segments.first).to_be_visible(timeout=180_000)
     text = " ".join(segments.locator(".seg-text").all_inner_texts())
-    assert words(text) == words(SENTENCE)
+    assert heard_back(text), text
     expect(segments.first.locator(".ts")).to_contain_text("0:00.0 →")
     expect(page.locator(".speech-stats")).to_contain_text("RTF")
     shot(page, "4-transcript")

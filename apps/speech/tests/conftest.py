@@ -1,15 +1,10 @@
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 
-SENTENCE = "The quick brown fox jumps over the lazy dog."
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9 ]", " ", text.lower()).split()
+from tests.speech_round_trip import SENTENCE, heard_back, words  # noqa: F401 (re-exported for the tests here)
 
 
 @pytest.fixture
