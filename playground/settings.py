@@ -189,6 +189,9 @@ V1_RATE_LIMIT_WINDOW = float(os.environ.get("V1_RATE_LIMIT_WINDOW", "60"))
 # How long a /v1 server process trusts a checked token (revocation in the same process is
 # immediate; other processes see it within this many seconds). 0 checks every request.
 V1_AUTH_CACHE_SECONDS = float(os.environ.get("V1_AUTH_CACHE_SECONDS", "5"))
+# Pages' provider rows (the provider and the team's prices) are kept this long per process;
+# a change made through this process is seen at once (apps/proxy/selectors.py).
+PROVIDER_CACHE_SECONDS = float(os.environ.get("PROVIDER_CACHE_SECONDS", "5"))
 
 # Local engine (apps.engine): at most this many generations per model at once.
 ENGINE_ENABLED = env_bool("ENGINE_ENABLED", True)

@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db.models import QuerySet
+from django.db.models.signals import post_delete, post_save
 
 from apps.accounts.models import Team
 from apps.accounts.selectors import team_get_object_or_404
 from apps.proxy import catalog
+from apps.proxy.db_threads import db
 from apps.proxy.errors import ProxyError
 from apps.proxy.models import ModelPrice, Provider, Run
 from apps.proxy.services import price_from, provider_models
@@ -144,6 +148,37 @@ def _provider_rows(team: Team, provider_id: int):
     return provider, *(_price_rows(team) if provider else ([], {}))
 
 
+# A page's model call resolves its provider before every run, and those two queries cost
+# about 2.5 ms of ORM work on a small machine, all of it before the first token. So the rows
+# are kept for PROVIDER_CACHE_SECONDS in this process, and emptied at once on any provider
+# or price change here; other server processes see a change within that time.
+_provider_cache: dict[tuple[int, int], tuple[float, tuple]] = {}
+
+
+def _provider_cache_forget(**kwargs: Any) -> None:
+    _provider_cache.clear()
+
+
+for _model in (Provider, ModelPrice, Team):
+    post_save.connect(_provider_cache_forget, sender=_model, dispatch_uid=f"provider-rows-save-{_model.__name__}")
+    post_delete.connect(_provider_cache_forget, sender=_model, dispatch_uid=f"provider-rows-delete-{_model.__name__}")
+
+
+async def _provider_rows_cached(team: Team, provider_id: int) -> tuple:
+    key = (team.pk, provider_id)
+    ttl = settings.PROVIDER_CACHE_SECONDS
+    now = time.monotonic()
+    cached = _provider_cache.get(key)
+    if cached is not None and now - cached[0] < ttl:
+        return cached[1]
+    rows = await db(_provider_rows, team, provider_id)
+    if ttl > 0 and rows[0] is not None:
+        if len(_provider_cache) > 10_000:
+            _provider_cache.clear()
+        _provider_cache[key] = (now, rows)
+    return rows
+
+
 async def model_resolve(*, team: Team, model: str, provider_id: int | None = None) -> tuple[Provider, ModelEntry | None]:
     """The provider that serves `model` for this team.
 
@@ -153,8 +188,8 @@ async def model_resolve(*, team: Team, model: str, provider_id: int | None = Non
     """
     if provider_id is not None:
         # Only this provider's list is needed, not the whole team's index: this runs before
-        # every page's model call, so it is one database trip and a cached model list.
-        provider, prices, contexts = await database_sync_to_async(_provider_rows)(team, provider_id)
+        # every page's model call, so it is cached rows and a cached model list.
+        provider, prices, contexts = await _provider_rows_cached(team, provider_id)
         if provider is None:
             raise ProxyError("That provider does not exist in your team (or is disabled).", code="provider_not_found", status=404)
         try:

@@ -183,3 +183,18 @@ async def test_streams_reuse_the_upstream_connection(team, owner, upstream_provi
     ports = {r.client_port for r in upstream.requests_to("/v1/chat/completions")}
     assert len(upstream.requests_to("/v1/chat/completions")) == 3
     assert len(ports) == 1
+
+
+async def test_a_provider_disabled_or_repriced_is_seen_at_once_despite_the_rows_cache(team, upstream_provider, upstream):
+    from apps.proxy.models import ModelPrice
+    from apps.proxy.selectors import model_resolve
+
+    provider, entry = await model_resolve(team=team, model="gpt-4o-mini", provider_id=upstream_provider.pk)
+    assert provider.pk == upstream_provider.pk  # now cached for PROVIDER_CACHE_SECONDS
+    await sync_to_async(ModelPrice.objects.create)(team=team, model="gpt-4o-mini", input_per_million=7, output_per_million=9)
+    _, entry = await model_resolve(team=team, model="gpt-4o-mini", provider_id=upstream_provider.pk)
+    assert (entry.input_price, entry.output_price) == (7, 9)
+    upstream_provider.enabled = False
+    await sync_to_async(upstream_provider.save)()
+    with pytest.raises(ProxyError, match="does not exist in your team"):
+        await model_resolve(team=team, model="gpt-4o-mini", provider_id=upstream_provider.pk)
