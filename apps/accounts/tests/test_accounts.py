@@ -129,3 +129,24 @@ def test_login_is_rate_limited_per_address_and_username(client, owner):
     assert client.post("/accounts/login/", {"username": "someone", "password": "x"}).status_code == 200
     cache.clear()
     assert client.post("/accounts/login/", {"username": "olivia", "password": "a-long-test-password"}).status_code == 302
+
+
+def test_a_rate_limit_window_opens_at_the_first_attempt_and_then_closes():
+    """Windows start at a key's first hit, so a burst never straddles a clock boundary and
+    gets twice the limit; when the window closes the key starts afresh."""
+    import time
+
+    from apps.accounts import ratelimit
+
+    key, window = "test:window", 0.6
+    ratelimit.reset(key, window=window)
+    verdicts = [ratelimit.hit(key, limit=2, window=window) for _ in range(4)]
+    assert [v.allowed for v in verdicts] == [True, True, False, False]
+    assert [v.count for v in verdicts] == [1, 2, 3, 4] and ratelimit.peek(key, window=window) == 4
+    assert all(v.retry_after == 1 for v in verdicts)  # whole seconds, never 0
+    time.sleep(0.7)
+    assert ratelimit.peek(key, window=window) == 0
+    fresh = ratelimit.hit(key, limit=2, window=window)
+    assert fresh.allowed and fresh.count == 1
+    ratelimit.reset(key, window=window)
+    assert ratelimit.peek(key, window=window) == 0
