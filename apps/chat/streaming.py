@@ -35,6 +35,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from html import escape
 
 from apps.proxy.providers.base import QueuePosition
+from apps.proxy.writes import let_writes_out
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class FrameCoalescer:
             self._last = time.monotonic()
             self.frames_sent += 1
             await self._send(html)
+        await let_writes_out()  # the frame leaves now, not after the chunks already buffered
 
     async def aclose(self) -> None:
         if self._timer is not None:

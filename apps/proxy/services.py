@@ -398,10 +398,20 @@ class RunStream:
         async with await services.stream_start(...) as stream:
             async for event in stream:
                 ...
+
+    The Run row is either written before (`run`), or written while the provider call is
+    under way (`write`: returns an awaitable of the row, started by `begin()`), so that the
+    database trip overlaps the provider's time to first token instead of preceding it.
+    The row always exists before a checkpoint or the finish updates it: they wait for it.
     """
 
-    def __init__(self, *, run: Run, provider: Provider, request: dict[str, Any], kind: str) -> None:
+    def __init__(self, *, provider: Provider, request: dict[str, Any], kind: str, run: Run | None = None,
+                 write: Callable[[], Awaitable[Run]] | None = None) -> None:
+        if (run is None) == (write is None):
+            raise ValueError("RunStream needs either the Run row or how to write it")
         self.run = run
+        self._write = write
+        self._writing: asyncio.Future | None = None
         self.provider = provider
         self.request = request
         self.kind = kind
@@ -476,11 +486,23 @@ class RunStream:
             # Shielded: a cancelled consumer must still leave a finished Run behind.
             await asyncio.shield(self._finish(status, error))
 
+    def begin(self) -> None:
+        """Start writing the Run row, when it was not written before (idempotent)."""
+        if self._writing is None and self._write is not None:
+            self._writing = asyncio.ensure_future(self._write())
+
+    async def written(self) -> None:
+        """Wait for the Run row (a failure to write it is raised here)."""
+        if self.run is None:
+            self.begin()  # shielded: a cancelled checkpoint must not cancel the write
+            self.run = await asyncio.shield(self._writing)
+
     async def _save_progress(self) -> None:
         """Write the output so far once per RUN_CHECKPOINT_SECONDS while chunks arrive
         (never per token), so a process killed mid-stream leaves its partial output."""
         try:
             await asyncio.sleep(settings.RUN_CHECKPOINT_SECONDS)
+            await self.written()
             # Not thread-sensitive: this task was created inside the view's sync context,
             # whose executor may be gone by now (a /v1 stream outlives its view).
             await database_sync_to_async(run_progress_save, thread_sensitive=False)(
@@ -497,21 +519,27 @@ class RunStream:
         if self._checkpoint is not None:
             self._checkpoint.cancel()
             self._checkpoint = None
-        self.status, self.error = status, error
-        usage, counted = self.acc.usage, False
-        if not usage and self.acc.choices:
-            usage, counted = _count_usage(self.request, self.acc, self.run.model, self.kind), True
-        await run_finish_saved(
-            self.run,
-            status=status,
-            output=self.acc.output(),
-            output_text=self.acc.text(0),
-            error=error,
-            usage=usage,
-            usage_counted=counted,
-            ttft_ms=self.ttft_ms,
-            total_ms=self.elapsed_ms,
-        )
+        self.error = error
+        try:
+            await self.written()
+            usage, counted = self.acc.usage, False
+            if not usage and self.acc.choices:
+                usage, counted = _count_usage(self.request, self.acc, self.run.model, self.kind), True
+            await run_finish_saved(
+                self.run,
+                status=status,
+                output=self.acc.output(),
+                output_text=self.acc.text(0),
+                error=error,
+                usage=usage,
+                usage_counted=counted,
+                ttft_ms=self.ttft_ms,
+                total_ms=self.elapsed_ms,
+            )
+        finally:
+            # Set last: whoever waits for `status` to leave "running" (a stopped turn) then
+            # reads a Run that is written.
+            self.status = status
 
     def result(self) -> dict[str, Any]:
         """The non-streamed OpenAI reply equivalent to what was received."""

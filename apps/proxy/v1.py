@@ -49,6 +49,7 @@ from apps.proxy.models import Capability, Provider, ProviderKind, RunSource
 from apps.proxy.providers import provider_for
 from apps.proxy.providers.base import AudioResult, Upload
 from apps.proxy.services import RunStream
+from apps.proxy.writes import let_writes_out
 from apps.proxy.db_threads import db
 
 logger = logging.getLogger(__name__)
@@ -392,38 +393,6 @@ async def model_detail(request: HttpRequest, caller: Caller, model: str) -> Http
 
 # -- chat and completions -----------------------------------------------------------------------
 
-class _V1RunStream(RunStream):
-    """A RunStream whose Run row is written while the provider call starts.
-
-    Writing the row is the one database trip of a /v1 call; it starts after the first chunk
-    instead of preceding it. The row always exists before a checkpoint or the finish
-    (however the stream ends: done, failed, or the client gone).
-    """
-
-    def __init__(self, *, write: Callable[[], Awaitable[Any]], **kwargs: Any) -> None:
-        super().__init__(run=None, **kwargs)
-        self._write = write
-        self._starting: asyncio.Future | None = None
-
-    def begin(self) -> None:
-        """Start writing the Run row (idempotent)."""
-        if self._starting is None:
-            self._starting = asyncio.ensure_future(self._write())
-
-    async def written(self) -> None:
-        if self.run is None:  # shielded: a cancelled checkpoint must not cancel the write
-            self.begin()
-            self.run = await asyncio.shield(self._starting)
-
-    async def _save_progress(self) -> None:
-        await self.written()
-        await super()._save_progress()
-
-    async def _finish(self, status: str, error: ProxyError | None) -> None:
-        await self.written()
-        await super()._finish(status, error)
-
-
 class _Resume:
     """Await the rest of an async-generator step that was started by hand and had to wait.
 
@@ -485,6 +454,7 @@ async def _sse(stream: RunStream, first: Any, usage_wanted: bool) -> AsyncIterat
     if type(first) is dict and (usage_wanted or first.get("choices") or not first.get("usage")):
         try:
             yield b"data: " + dumps(first) + b"\n\n"
+            await let_writes_out()
         except BaseException:
             await stream.aclose()
             raise
@@ -538,7 +508,7 @@ async def _text_call(request: HttpRequest, caller: Caller, *, kind: str) -> Http
     usage_wanted = bool((body.pop("stream_options", None) or {}).get("include_usage"))
     provider, model_id = await _resolve(caller, model)
     body["model"] = model_id
-    stream = _V1RunStream(
+    stream = RunStream(
         write=functools.partial(
             db, services.run_start, team=caller.team, user=caller.user, provider=provider, model=model_id,
             request=body, source=RunSource.API, capability=Capability.CHAT if kind == "chat" else Capability.COMPLETION,
