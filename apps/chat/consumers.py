@@ -6,6 +6,8 @@ Thin: it authenticates, hands the form to apps.chat.services.chat_plan, starts a
 """
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import uuid
 from typing import Any
@@ -19,9 +21,8 @@ from apps.accounts.sockets import socket_member_connect
 from apps.chat import render
 from apps.chat.live import LiveTurn, live_get
 from apps.chat.models import Conversation
-from apps.chat.services import ChatInputError, Message, chat_plan, conversation_message_update, conversation_save, new_uid
+from apps.chat.services import ChatInputError, Message, chat_plan, conversation_message_update, new_uid, turn_save
 from apps.chat.streaming import oob_replace
-from apps.proxy import services as proxy
 from apps.proxy.db_threads import db
 from apps.proxy.errors import ProxyError
 from apps.proxy.models import Run
@@ -96,37 +97,27 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
         uid = new_uid()
         group = uuid.uuid4().hex if len(plan.columns) > 1 else ""
-        streams = []
-        for column in plan.columns:
-            streams.append(await proxy.stream_start(
-                team=self.team, user=self.user, provider=column.provider, request=column.request, group=group,
-                prompt_version_id=version_id,
-            ))
-        # The upstream requests start now; the conversation is written while they warm up.
-        turn = LiveTurn(conversation_id=0, team_id=self.team.pk, uid=uid, plan=plan, streams=streams)
+        save = functools.partial(db, turn_save, team=self.team, user=self.user, plan=plan, uid=uid, group=group,
+                                 prompt_version_id=version_id)
+        # The model calls start first; the page's opening frame is rendered while they
+        # connect, and the turn's database trip (its Run rows and the conversation) follows
+        # the first token (apps.chat.live.SAVE_WAIT_SECONDS), so neither delays that token.
+        turn = LiveTurn(team_id=self.team.pk, uid=uid, plan=plan, save=save)
         turn.attach(self.send_html)
         self.turn = turn
         turn.start()
         try:
-            conversation = await db(
-                conversation_save, team=self.team, user=self.user, conversation_id=plan.conversation_id, system=plan.system,
-                messages=[*plan.messages, Message(uid=uid, role="assistant", runs=[s.run.pk for s in streams])],
-                params=plan.params,
-            )
-            turn.register(conversation.pk)
+            await asyncio.sleep(0)  # let the requests go out before rendering
             # Before the first token: the page drops what a regenerate replaces, shows the new
             # user message and an empty answer that the stream fills, and swaps Run for Stop.
-            parts = [render.clear_error_html(), render.controls_html(running=True), _conversation_field(conversation.pk)]
+            parts = [render.clear_error_html(), render.controls_html(running=True)]
             parts += [f'<div id="m-{u}" hx-swap-oob="delete"></div>' for u in plan.removed]
             added = render.message_html(plan.added, []) if plan.added else ""
-            turn_html = render.streaming_turn_html(uid=uid, plan=plan, streams=streams)
+            turn_html = render.streaming_turn_html(uid=uid, plan=plan, streams=turn.streams)
             parts.append(f'<div hx-swap-oob="beforeend:#messages">{added}{turn_html}</div>')
             if plan.added:
                 parts.append(render.composer_clear_html())
             await self.send_html("".join(parts))
-        except BaseException:
-            turn.stop()
-            raise
         finally:
             turn.opened.set()
 
@@ -183,10 +174,6 @@ def _final_message_html(team, conversation_id: int, uid: str) -> str:
         if message.uid == uid:
             return oob_replace(render.message_html(message, runs, tool_names=names))
     return ""
-
-
-def _conversation_field(conversation_id: int) -> str:
-    return f'<input type="hidden" name="conversation" id="conversation-id" value="{conversation_id}" hx-swap-oob="true">'
 
 
 def _team_version_id(team, value: str) -> int | None:

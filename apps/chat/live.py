@@ -23,14 +23,17 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
 from apps.chat import render
+from apps.chat.render import column_key
 from apps.chat.services import ChatPlan, Message, conversation_message_update, conversation_messages_append, new_uid
 from apps.chat.streaming import FrameCoalescer, relay_stream
 from apps.proxy.errors import ProxyError
+from apps.proxy.models import Run
 from apps.proxy.services import RunStream
 
 logger = logging.getLogger(__name__)
@@ -38,6 +41,13 @@ logger = logging.getLogger(__name__)
 Sink = Callable[[str], Awaitable[None]]
 
 _live: dict[int, LiveTurn] = {}
+
+
+# The turn's database trip (its Run rows and the conversation) waits for the first frame
+# to go out, at most this long: its ORM work holds the GIL, and overlapping it with a fast
+# provider's first token delayed that token by a few milliseconds. A provider that takes
+# longer than this to answer leaves the loop idle, and the trip is made while it waits.
+SAVE_WAIT_SECONDS = 0.05
 
 
 def reconnect_grace() -> float:
@@ -50,13 +60,18 @@ def live_get(conversation_id: int | None) -> LiveTurn | None:
 
 @dataclass
 class LiveTurn:
-    """One assistant turn: 1 stream, or 2-6 compare columns sharing a Run group."""
+    """One assistant turn: 1 stream, or 2-6 compare columns sharing a Run group.
 
-    conversation_id: int  # 0 until the conversation row is written (see `register`)
+    `save()` is the turn's one database trip: it writes a Run per column and the
+    conversation, and returns (the conversation, the runs). The model calls start before
+    it (each RunStream waits for its row only to record a checkpoint or the outcome).
+    """
+
     team_id: int
     uid: str
     plan: ChatPlan
-    streams: list[RunStream]
+    save: Callable[[], Awaitable[tuple[Any, list[Run]]]]
+    conversation_id: int = 0  # an existing conversation's, or 0 until `save` has written it
     sink: Sink | None = None
     errors: dict[int, ProxyError] = field(default_factory=dict)
     task: asyncio.Task | None = None
@@ -64,12 +79,19 @@ class LiveTurn:
     _grace: asyncio.TimerHandle | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     # Frames wait for the page's opening frame (the empty answer they fill), which the
-    # consumer sends once the conversation is saved. The upstream request starts first,
-    # so the database writes overlap its time to first token instead of adding to it.
+    # consumer renders while the model calls connect.
     opened: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set once the first frame has gone to the page (or a column ended without one).
+    first_frame: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.frames = FrameCoalescer(send=self._send)
+        self.conversation_id = self.plan.conversation_id or 0
+        loop = asyncio.get_running_loop()
+        self._rows = [loop.create_future() for _ in self.plan.columns]  # resolved by `_save`
+        self.streams = [RunStream(provider=column.provider, request=column.request, kind="chat", write=lambda row=row: row)
+                        for column, row in zip(self.plan.columns, self._rows)]
+        self._saving: asyncio.Task | None = None
 
     def register(self, conversation_id: int) -> None:
         self.conversation_id = conversation_id
@@ -88,6 +110,14 @@ class LiveTurn:
             logger.debug("chat: a frame could not be sent; the watcher left", exc_info=True)
             if self.sink == sink:
                 self.detach(sink)
+        self.first_frame.set()
+
+    async def first_frame_sent(self, *, within: float) -> None:
+        """Wait until the first frame has gone out, or the turn ended, or `within` seconds."""
+        try:
+            await asyncio.wait_for(self.first_frame.wait(), timeout=within)
+        except TimeoutError:
+            pass
 
     def attach(self, sink: Sink) -> None:
         if self._grace is not None:
@@ -119,19 +149,43 @@ class LiveTurn:
     def start(self) -> None:
         if self.conversation_id:
             _live[self.conversation_id] = self
-        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"chat-{self.conversation_id}")
+        loop = asyncio.get_running_loop()
+        self.task = loop.create_task(self._run(), name=f"chat-{self.uid}")
+        # Its own task, not the consumer's: a socket closed mid-turn must not leave the
+        # rows unwritten (the turn goes on for the reconnect grace, and is then recorded).
+        self._saving = loop.create_task(self._save(), name=f"chat-save-{self.uid}")
+
+    async def _save(self) -> None:
+        await self.first_frame_sent(within=SAVE_WAIT_SECONDS)
+        try:
+            conversation, runs = await self.save()
+        except BaseException as exc:
+            logger.exception("chat: saving turn %s failed", self.uid)
+            failed = exc if isinstance(exc, Exception) else RuntimeError("the turn was not saved")
+            for row in self._rows:
+                row.set_exception(failed)
+            self.stop()
+            await self._send(render.error_html("This run could not be saved to the database; try again in a moment."))
+            return
+        for row, run in zip(self._rows, runs):
+            row.set_result(run)
+        self.register(conversation.pk)
+        await self._send(render.conversation_field_html(conversation.pk))
 
     async def _column(self, index: int) -> None:
         stream = self.streams[index]
-        run_id = stream.run.pk
+        key = column_key(self.uid, index)
         try:
             async with stream:
-                await relay_stream(
-                    stream, self.frames,
-                    target=lambda i: f"msg-{run_id}-{i}",
-                    tool_target=lambda i: f"tc-{run_id}-{i}",
-                    status_target=f"status-{run_id}",
-                )
+                try:
+                    await relay_stream(
+                        stream, self.frames,
+                        target=lambda i: f"msg-{key}-{i}",
+                        tool_target=lambda i: f"tc-{key}-{i}",
+                        status_target=f"status-{key}",
+                    )
+                finally:
+                    self.first_frame.set()  # no frame to wait for: the Run rows are needed now
         except ProxyError as exc:  # recorded on the Run by RunStream, partial output kept
             self.errors[index] = exc
 
@@ -147,6 +201,10 @@ class LiveTurn:
         try:
             await asyncio.wait_for(self.opened.wait(), timeout=30)
             await self.frames.aclose()
+            await self._saving
+            if not self.conversation_id:  # not saved: said by `_save`
+                await self._send(render.controls_html(running=False))
+                return
             # A cancelled column's RunStream writes its Run from a shielded task; wait for it.
             for _ in range(200):
                 if all(s.status != "running" for s in self.streams):
@@ -164,6 +222,7 @@ class LiveTurn:
                 del _live[self.conversation_id]
             if self._grace is not None:
                 self._grace.cancel()
+            self.first_frame.set()
             self.done.set()
 
     def _final(self) -> tuple[str, dict, list[Message]]:

@@ -132,9 +132,15 @@ def final_turn_html(*, message: Message, runs: list[Run], extra: list[Message], 
     return "".join(parts)
 
 
+def column_key(uid: str, index: int) -> str:
+    """What a streaming column's elements are named by (msg-<key>-<choice>, tc-, status-):
+    the turn's uid, known before its Run rows are written, and the column's place."""
+    return f"{uid}-{index}"
+
+
 def streaming_turn_html(*, uid: str, plan: ChatPlan, streams: list, snapshot: bool = False) -> str:
     columns = []
-    for column, stream in zip(plan.columns, streams):
+    for index, (column, stream) in enumerate(zip(plan.columns, streams)):
         n = int(column.request.get("n") or 1)
         texts = [stream.acc.text(i) if snapshot else "" for i in range(n)]
         tools = []
@@ -144,11 +150,16 @@ def streaming_turn_html(*, uid: str, plan: ChatPlan, streams: list, snapshot: bo
         else:
             tools = [""] * n
         columns.append({
-            "run": stream.run, "label": column.label,
+            "key": column_key(uid, index), "label": column.label,
             "choices": [{"index": i, "number": i + 1, "text": texts[i], "tools": tools[i]} for i in range(n)],
         })
     html = render_to_string("chat/_streaming.html", {"uid": uid, "columns": columns, "compare": len(columns) > 1})
     return oob_replace(html) if snapshot else html
+
+
+def conversation_field_html(conversation_id: int) -> str:
+    """The form's conversation id, once the conversation is written: the next Run continues it."""
+    return f'<input type="hidden" name="conversation" id="conversation-id" value="{conversation_id}" hx-swap-oob="true">'
 
 
 def controls_html(*, running: bool) -> str:

@@ -25,9 +25,9 @@ from apps.accounts.models import Team
 from apps.chat.models import Attachment, Conversation
 from apps.proxy import tokens
 from apps.proxy.errors import ProxyError
-from apps.proxy.models import Provider
+from apps.proxy.models import Capability, Provider, Run
 from apps.proxy.selectors import ModelEntry, model_resolve, parse_model_key
-from apps.proxy.services import context_check, context_length_for
+from apps.proxy.services import context_check, context_length_for, run_start
 
 logger = logging.getLogger(__name__)
 
@@ -587,6 +587,25 @@ def conversation_save(
     conversation.title = conversation_title(messages)
     conversation.save()
     return conversation
+
+
+@transaction.atomic
+def turn_save(
+    *, team: Team, user, plan: ChatPlan, uid: str, group: str = "", prompt_version_id: int | None = None,
+) -> tuple[Conversation, list[Run]]:
+    """A turn's one database trip: a Run per column, and the conversation with the new
+    (empty) assistant message that lists them. It runs while the model calls start."""
+    runs = [
+        run_start(team=team, user=user, capability=Capability.CHAT, provider=column.provider,
+                  model=column.request.get("model", ""), request=column.request, group=group,
+                  prompt_version_id=prompt_version_id)
+        for column in plan.columns
+    ]
+    conversation = conversation_save(
+        team=team, user=user, conversation_id=plan.conversation_id, system=plan.system,
+        messages=[*plan.messages, Message(uid=uid, role="assistant", runs=[run.pk for run in runs])], params=plan.params,
+    )
+    return conversation, runs
 
 
 @transaction.atomic

@@ -7,7 +7,9 @@ import re
 import pytest
 from asgiref.sync import sync_to_async
 
+from apps.chat import live
 from apps.chat.models import Conversation
+from apps.chat.render import column_key
 from apps.chat.tests.conftest import form, with_messages
 from apps.proxy.models import Run, RunStatus
 from tests.upstream import Reply, chat_chunks
@@ -33,8 +35,9 @@ async def test_run_streams_escaped_tokens_then_the_final_message(owner, team, up
     (run,) = await runs()
     assert run.status == RunStatus.SUCCEEDED and run.output_text == "Hello <b> **world**"
     # While streaming: the user message, an empty answer, Stop; tokens escaped, out of band.
-    assert "Say hello" in client.frames[0] and f'id="msg-{run.pk}-0"' in client.frames[0] and "data-stop-button" in client.frames[0]
-    assert f'hx-swap-oob="beforeend:#msg-{run.pk}-0"' in frames
+    key = column_key((await conversation()).state["messages"][-1]["uid"], 0)
+    assert "Say hello" in client.frames[0] and f'id="msg-{key}-0"' in client.frames[0] and "data-stop-button" in client.frames[0]
+    assert f'hx-swap-oob="beforeend:#msg-{key}-0"' in frames
     assert "lo &lt;b&gt;" in frames and "lo <b>" not in frames
     # Finally: the server-rendered markdown message with its numbers.
     final = client.frames[-1]
@@ -83,6 +86,46 @@ async def test_closed_socket_cancels_the_run_after_the_grace_period(owner, team,
             break
         await asyncio.sleep(0.05)
     assert conv.state["messages"][-1]["content"] == "Once"
+
+
+async def test_the_model_call_starts_before_the_turn_is_written(owner, team, upstream, upstream_provider, chat_connect, monkeypatch):
+    # The turn's database trip waits for the first frame (here: up to 5 s), so the request
+    # reaches the provider while there is no Run row yet; the row follows the first token.
+    monkeypatch.setattr(live, "SAVE_WAIT_SECONDS", 5.0)
+    upstream.script(CHAT, Reply.stream(chat_chunks(["Hi", " there"]), first_delay=0.5))
+    client = await chat_connect(owner, team)
+    await client.send(form(upstream_provider, draft="Say hi"))
+    for _ in range(200):
+        if upstream.requests_to("/v1/chat/completions"):
+            break
+        await asyncio.sleep(0.005)
+    assert upstream.requests_to("/v1/chat/completions") and await runs() == []
+    frames = await client.until("data-run-button")
+    await client.close()
+    (run,) = await runs()
+    conv = await conversation()
+    assert run.status == RunStatus.SUCCEEDED and run.output_text == "Hi there"
+    assert conv.state["messages"][-1]["runs"] == [run.pk] and conv.state["messages"][-1]["content"] == "Hi there"
+    assert f'id="conversation-id" value="{conv.pk}"' in frames
+
+
+async def test_a_socket_closed_before_the_first_token_still_records_the_turn(owner, team, upstream, upstream_provider, chat_connect):
+    upstream.script(CHAT, Reply.stream(chat_chunks(["Too", " late"]), first_delay=2.0))
+    client = await chat_connect(owner, team)
+    await client.send(form(upstream_provider, draft="Anyone there?"))
+    await client.until("data-stop-button")
+    await client.close()  # gone before any token, and not back within the grace period
+    assert await asyncio.to_thread(upstream.wait_for_disconnect)
+    for _ in range(100):
+        found = await runs()
+        if found and found[0].status != RunStatus.RUNNING:
+            break
+        await asyncio.sleep(0.05)
+    (run,) = found
+    assert run.status == RunStatus.CANCELLED and run.output_text == ""
+    conv = await conversation()
+    assert [m["content"] for m in conv.state["messages"]] == ["Anyone there?", ""]
+    assert conv.state["messages"][-1]["runs"] == [run.pk]
 
 
 async def test_a_reload_mid_stream_reattaches_and_the_run_finishes(owner, team, upstream, upstream_provider, chat_connect, settings):

@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from apps.chat.models import Conversation
+from apps.chat.render import column_key
 from apps.chat.tests.conftest import form, with_messages
 from apps.proxy.models import Run, RunStatus
 from tests.upstream import Reply, chat_chunks, png_bytes, tool_call_chunks
@@ -19,6 +20,12 @@ WEATHER = json.dumps([{"name": "get_weather", "description": "Weather for a city
 
 async def runs():
     return await sync_to_async(lambda: list(Run.objects.order_by("id")))()
+
+
+async def answer_uid() -> str:
+    """The uid of the conversation's last assistant message (its streaming elements' names)."""
+    state = await sync_to_async(lambda: Conversation.objects.get().state)()
+    return [m for m in state["messages"] if m["role"] == "assistant"][-1]["uid"]
 
 
 async def test_tool_call_loop(owner, team, upstream, upstream_provider, chat_connect):
@@ -104,8 +111,7 @@ async def test_logprobs_heat_map_and_choices_as_tabs(owner, team, upstream, upst
     await client.close()
     sent = upstream.requests_to("/v1/chat/completions")[0].json
     assert (sent["n"], sent["logprobs"], sent["top_logprobs"]) == (2, True, 3)
-    (run,) = await runs()
-    assert f'id="msg-{run.pk}-1"' in client.frames[0]  # both choices stream
+    assert f'id="msg-{column_key(await answer_uid(), 0)}-1"' in client.frames[0]  # both choices stream
     final = client.frames[-1]
     assert "Choice 1" in final and "Choice 2" in final and "data-use-choice" in final
     assert 'class="lp lp-0"' in final and 'data-p="90.5"' in final  # logprob -0.1 -> 90.5%
@@ -121,7 +127,8 @@ async def test_compare_three_models_side_by_side(owner, team, upstream, upstream
     assert [r.model for r in all_runs] == ["gpt-4o-mini", "gpt-4o", "gpt-4o-mini"]
     assert len({r.group for r in all_runs}) == 1 and all_runs[0].group
     assert all(r.status == RunStatus.SUCCEEDED for r in all_runs)
-    assert all(f'id="msg-{r.pk}-0"' in client.frames[0] for r in all_runs)
+    uid = await answer_uid()
+    assert all(f'id="msg-{column_key(uid, i)}-0"' in client.frames[0] for i in range(3))
     final = client.frames[-1]
     assert final.count("data-pick") == 3 and "--cols: 3" in final and "gpt-4o-mini · t=0.1" in final
     assert final.count('class="stats"') == 3
