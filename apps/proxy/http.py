@@ -1,6 +1,6 @@
-"""Upstream HTTP: one pooled httpx.AsyncClient per event loop, explicit timeouts,
-retries only where they are safe, and every failure mapped to a ProxyError a person can
-act on.
+"""Upstream HTTP: one pooled httpx.AsyncClient per event loop on a lean HTTP/1.1
+transport (apps/proxy/wire.py), explicit timeouts, retries only where they are safe, and
+every failure mapped to a ProxyError a person can act on.
 
 Retries (with backoff) cover 429 (honouring Retry-After), 502, 503, 504 and connect
 errors, and only before any byte of a stream has been handed on: once a stream has
@@ -23,6 +23,7 @@ from django.conf import settings
 
 from apps.proxy.errors import ProxyError
 from apps.proxy.redaction import redact, secrets_in_headers
+from apps.proxy.wire import LeanTransport
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def client() -> httpx.AsyncClient:
     if found is None or found.is_closed:
         found = httpx.AsyncClient(
             timeout=timeouts(),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30),
+            transport=LeanTransport(max_idle_per_origin=50, keepalive_expiry=30),  # proxies keep httpx's own
             follow_redirects=False,
         )
         _clients[loop] = found
