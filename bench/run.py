@@ -39,6 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"added_ttfc_p50_ms": 2.0, "chunks_per_s": 10_000, "cpu_ms_per_chunk": 0.07, "added_ttfc_concurrent_ms": 50.0}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Waited after each request, before the next side's: a proxy's work after a stream ends
+# (LiteLLM's logging callbacks, Playground's Run row) is charged to its own CPU figure,
+# not to the latency of whichever side is measured next on the same two cores.
+SETTLE_SECONDS = 0.03
 
 
 def _free_port() -> int:
@@ -147,6 +151,7 @@ async def measure(servers: Servers, *, requests: int, concurrency: int, rounds: 
         for name, (call, pid) in sides.items():
             before = _cpu_seconds(pid) if pid else 0.0
             seq[name].append(await call())
+            await asyncio.sleep(SETTLE_SECONDS)
             if pid:
                 cpu[name] += _cpu_seconds(pid) - before
     conc: dict[str, list[StreamTiming]] = {name: [] for name in sides}
@@ -158,6 +163,7 @@ async def measure(servers: Servers, *, requests: int, concurrency: int, rounds: 
             started = time.perf_counter()
             conc[name] += await asyncio.gather(*(call() for _ in range(concurrency)))
             wall[name].append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(SETTLE_SECONDS)
             if pid:
                 conc_cpu[name] += _cpu_seconds(pid) - before
     out = {
