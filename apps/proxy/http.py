@@ -53,11 +53,23 @@ def client() -> httpx.AsyncClient:
     if found is None or found.is_closed:
         found = httpx.AsyncClient(
             timeout=timeouts(),
-            transport=LeanTransport(max_idle_per_origin=50, keepalive_expiry=30),  # proxies keep httpx's own
+            transport=LeanTransport(max_idle_per_origin=50, keepalive_expiry=30),
+            mounts=_proxy_mounts(),
             follow_redirects=False,
         )
         _clients[loop] = found
     return found
+
+
+def _proxy_mounts() -> dict[str, httpx.AsyncBaseTransport | None]:
+    """HTTP(S)_PROXY, ALL_PROXY and NO_PROXY, read as httpx reads them (it ignores them
+    for a client given its own transport): a proxied origin goes through httpx's proxy
+    transport, an exempt one (None) through the lean transport."""
+    from httpx._utils import get_environment_proxies  # httpx is pinned; its client uses the same
+
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
+    return {pattern: None if url is None else httpx.AsyncHTTPTransport(proxy=url, limits=limits)
+            for pattern, url in get_environment_proxies().items()}
 
 
 def _retry_after(response: httpx.Response) -> float | None:

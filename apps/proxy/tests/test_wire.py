@@ -214,3 +214,20 @@ async def test_a_streamed_multipart_body_is_sent_whole():
         assert status == 200
         sent = server.requests[0]
         assert b'name="purpose"\r\n\r\nfine-tune' in sent and b"x" * 70_000 in sent
+
+
+async def test_the_proxy_service_honours_an_outbound_proxy_from_the_environment(monkeypatch):
+    from apps.proxy import http
+
+    async def proxy(index, request, writer):  # an HTTP proxy is sent the absolute URL
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"data\":[]}")
+        await writer.drain()
+
+    async with Scripted(proxy) as server:
+        for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        for name in ("http_proxy", "HTTP_PROXY"):
+            monkeypatch.setenv(name, server.url)
+        reply = await http.request_json("GET", "http://models.example.invalid/v1/models", provider="Proxied", headers={})
+        assert reply == {"data": []}
+        assert server.requests[0].startswith(b"GET http://models.example.invalid/v1/models HTTP/1.1\r\n")
