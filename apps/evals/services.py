@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -80,11 +81,29 @@ def suite_update(*, suite: TestSuite, name: str, description: str = "") -> TestS
     return suite
 
 
+DELETE_ATTEMPTS = 3
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for deadlock_detected
+
+
 def suite_delete(*, suite: TestSuite) -> None:
-    """Delete the suite, its rows and evaluations; a running evaluation is stopped first."""
+    """Delete the suite, its rows and evaluations; a running evaluation is stopped first.
+
+    A stopping runner may still be writing its last result: on PostgreSQL the cascade and
+    that write can lock the same rows in opposite orders, and the database then aborts one
+    of them as a deadlock. The delete is one transaction, so it is simply tried again.
+    """
     for evaluation in suite.evaluations.filter(status__in=ACTIVE_STATUSES):
         evaluation_stop(evaluation=evaluation)
-    suite.delete()
+    for attempt in range(DELETE_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                suite.delete()
+            return
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != DEADLOCK or attempt == DELETE_ATTEMPTS - 1:
+                raise
+            logger.info("deleting suite %s met a stopping evaluation's write; trying again", suite.pk)
+            time.sleep(0.1 * (attempt + 1))
 
 
 @transaction.atomic

@@ -25,11 +25,13 @@ def _last_run(**filters) -> Run:
     return Run.objects.filter(**filters).order_by("-id").first()
 
 
-def _wait_finished(run_id: int, timeout: float = 5.0) -> Run:
+def _last_run_finished(timeout: float = 5.0) -> Run | None:
+    """The newest Run once written and finished: a streamed /v1 call writes its row while
+    the answer streams, so a client that hung up early can be ahead of the row."""
     deadline = time.monotonic() + timeout
     while True:
-        run = Run.objects.get(pk=run_id)
-        if run.status != RunStatus.RUNNING or time.monotonic() > deadline:
+        run = _last_run()
+        if (run is not None and run.status != RunStatus.RUNNING) or time.monotonic() > deadline:
             return run
         time.sleep(0.02)
 
@@ -69,7 +71,7 @@ def test_chat_streaming_passes_chunks_through(client, upstream):
     assert chunks[-1].choices[0].finish_reason == "stop"
     # The client did not ask for usage: the usage-only chunk is not passed on.
     assert all(c.choices for c in chunks)
-    run = _wait_finished(_last_run().pk)
+    run = _last_run_finished()
     assert run.status == RunStatus.SUCCEEDED and run.output_text == "".join(pieces)
     assert run.completion_tokens == 30 and run.source == RunSource.API
 
@@ -92,7 +94,7 @@ def test_upstream_failure_before_stream_is_an_http_error(client, upstream):
     with pytest.raises(openai.BadRequestError) as caught:
         list(client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True))
     assert caught.value.body["code"] == "context_length_exceeded"
-    assert _wait_finished(_last_run().pk).status == RunStatus.FAILED
+    assert _last_run_finished().status == RunStatus.FAILED
 
 
 def test_stream_dropped_midway_ends_with_error_event(client, upstream):
@@ -102,7 +104,7 @@ def test_stream_dropped_midway_ends_with_error_event(client, upstream):
         for chunk in client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True):
             received.append(chunk.choices[0].delta.content or "")
     assert "".join(received) == "ab"
-    run = _wait_finished(_last_run().pk)
+    run = _last_run_finished()
     assert run.status == RunStatus.FAILED and run.output_text == "ab"
 
 
@@ -120,7 +122,7 @@ def test_client_disconnect_stops_the_upstream_request(v1_url, raw_token, upstrea
                 if len(received) == 4:
                     break
     assert upstream.wait_for_disconnect(timeout=5), "the upstream request was not closed after the client left"
-    run = _wait_finished(_last_run().pk)
+    run = _last_run_finished()
     assert run.status == RunStatus.CANCELLED
     assert run.output_text == "w0 w1 w2 "
 
