@@ -57,8 +57,22 @@ def client() -> httpx.AsyncClient:
             mounts=_proxy_mounts(),
             follow_redirects=False,
         )
+        found._cookies = _NoCookieJar()  # httpx reads the jar through `client.cookies` by name
         _clients[loop] = found
     return found
+
+
+class _NoCookieJar(httpx.Cookies):
+    """Upstream cookies are neither kept nor sent back.
+
+    One pooled client serves every team's providers: a jar would carry a cookie that a load
+    balancer or CDN in front of an API set on one team's request into another team's
+    requests to the same host. The APIs themselves authenticate by header. (It also saves
+    the stdlib CookieJar's work on every response, on the way to the first chunk.)
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
 
 
 def _proxy_mounts() -> dict[str, httpx.AsyncBaseTransport | None]:

@@ -198,3 +198,19 @@ async def test_a_provider_disabled_or_repriced_is_seen_at_once_despite_the_rows_
     await sync_to_async(upstream_provider.save)()
     with pytest.raises(ProxyError, match="does not exist in your team"):
         await model_resolve(team=team, model="gpt-4o-mini", provider_id=upstream_provider.pk)
+
+
+async def test_cookies_an_upstream_sets_are_not_sent_back(team, owner, upstream_provider, upstream):
+    # One pooled client serves every team: a load balancer's cookie set on one team's
+    # request must not ride along on the next request to the same host (any team's).
+    upstream.script(
+        "POST /v1/chat/completions",
+        Reply.stream(chat_chunks(["a"]), headers={"set-cookie": "lb=team-a-backend-3; Path=/"}),
+        Reply.stream(chat_chunks(["b"])),
+    )
+    for _ in range(2):
+        _, run, error = await _run(team, owner, upstream_provider)
+        assert error is None and run.status == RunStatus.SUCCEEDED
+    first, second = upstream.requests_to("/v1/chat/completions")
+    assert first.client_port == second.client_port  # the same pooled connection
+    assert "cookie" not in {k.lower() for k in second.headers}
