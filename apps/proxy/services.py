@@ -132,13 +132,21 @@ def models_cache_clear(provider: Provider) -> None:
     _models_cache.pop(provider.pk, None)
 
 
-async def provider_models(*, provider: Provider, refresh: bool = False) -> list[dict[str, Any]]:
-    """The provider's own model list, cached for MODEL_LIST_CACHE_SECONDS per process."""
+def provider_models_cached(*, provider: Provider) -> list[dict[str, Any]] | None:
+    """The cached model list while it is fresh, else None (no I/O: for the hot path)."""
     from django.conf import settings
 
     cached = _models_cache.get(provider.pk)
-    if cached and not refresh and time.monotonic() - cached[0] < settings.MODEL_LIST_CACHE_SECONDS:
+    if cached and time.monotonic() - cached[0] < settings.MODEL_LIST_CACHE_SECONDS:
         return cached[1]
+    return None
+
+
+async def provider_models(*, provider: Provider, refresh: bool = False) -> list[dict[str, Any]]:
+    """The provider's own model list, cached for MODEL_LIST_CACHE_SECONDS per process."""
+    cached = None if refresh else provider_models_cached(provider=provider)
+    if cached is not None:
+        return cached
     models = await provider_for(provider).list_models()
     _models_cache[provider.pk] = (time.monotonic(), models)
     return models

@@ -344,7 +344,14 @@ async def _resolve(caller: Caller, model: str) -> tuple[Provider, str]:
         except ProxyError as exc:
             return exc
 
-    lists = await asyncio.gather(*(listed(p) for p in caller.providers))
+    # Fresh lists straight from the cache; only the rest are fetched (together). On the hot
+    # path every list is cached, and gathering would start a task per provider for nothing.
+    lists: list[Any] = [services.provider_models_cached(provider=p) for p in caller.providers]
+    missing = [i for i, found in enumerate(lists) if found is None]
+    if missing:
+        fetched = await asyncio.gather(*(listed(caller.providers[i]) for i in missing))
+        for i, models in zip(missing, fetched):
+            lists[i] = models
     for provider, models in zip(caller.providers, lists):
         if not isinstance(models, ProxyError) and any(m.get("id") == model for m in models):
             return provider, model
