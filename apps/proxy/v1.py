@@ -465,6 +465,7 @@ async def _sse(stream: RunStream, first: Any, usage_wanted: bool) -> AsyncIterat
         except BaseException:
             await stream.aclose()
             raise
+    stream.begin()  # the Run row, now that the first chunk is on its way (see _text_call)
     events = aiter(stream)
     try:
         async with stream:
@@ -530,10 +531,10 @@ async def _text_call(request: HttpRequest, caller: Caller, *, kind: str) -> Http
         return json_response(stream.result())
     # Wait for the first event before answering, so that a request the provider refuses
     # outright gets a real HTTP error status instead of an error inside a 200 stream.
-    # The Run row is written once the first chunk is here: the insert's ORM work, on a
-    # database thread, holds the GIL against this request while it waits (measured: +1.3 ms
-    # to the first chunk when both overlapped). Checkpoints and the finish wait for the
-    # row, so it always exists before anything updates it.
+    # The Run row is written once the first chunk has gone out (_sse): the insert's ORM
+    # work, on a database thread, holds the GIL against this request (measured: +1.3 ms to
+    # the first chunk when it overlapped the wait for it). Checkpoints and the finish wait
+    # for the row, so it always exists before anything updates it.
     try:
         try:
             first = await anext(events)
@@ -542,7 +543,6 @@ async def _text_call(request: HttpRequest, caller: Caller, *, kind: str) -> Http
     except BaseException:
         await stream.aclose()
         raise
-    stream.begin()
     response = StreamingHttpResponse(_sse(stream, first, usage_wanted), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
