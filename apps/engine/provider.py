@@ -507,7 +507,9 @@ def _check_window(model: str, prompt_tokens: int, request: dict[str, Any], max_t
 
 def _grammar(response_format: Any, tool_mode: dict[str, Any] | None) -> str | None:
     """GBNF for response_format / forced tool calls; llama.cpp then samples only valid JSON."""
-    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+    from llama_cpp.llama_grammar import JSON_GBNF
+
+    from apps.engine.grammar import json_schema_to_gbnf
 
     if tool_mode is not None:
         if _present(response_format) and (response_format or {}).get("type") != "text":
@@ -542,7 +544,7 @@ def _schema_gbnf(schema: dict[str, Any], convert, param: str) -> str:
         where = "/".join(str(p) for p in exc.path) or "(top level)"
         raise bad_request(f"The JSON schema is not valid JSON Schema at {where}: {exc.message}", param=param) from None
     try:
-        return convert(json.dumps(schema))
+        return convert(schema)
     except Exception as exc:
         raise not_supported(
             f"The local engine cannot turn this JSON schema into a grammar ({type(exc).__name__}: {exc}). "

@@ -137,6 +137,28 @@ async def test_json_schema_output_parses_and_validates(engine):
     jsonschema.validate(data, schema)
 
 
+async def test_json_schema_bounds_hold_where_the_model_would_break_them(engine):
+    # llama.cpp's own converter ignores minimum/maximum: asked for a percentage, SmolLM2
+    # wrote "confidence": 100 against a 0-1 schema. The engine's grammar enforces them.
+    schema = {
+        "type": "object",
+        "properties": {
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+        "required": ["rating", "confidence"],
+        "additionalProperties": False,
+    }
+    for temperature, seed in ((0, 1), (1.0, 7), (1.0, 8)):
+        request = chat_request(
+            "Rate the film 10 out of 10, and say how sure you are as a percentage, like 100.",
+            max_tokens=60, temperature=temperature, seed=seed,
+            response_format={"type": "json_schema", "json_schema": {"name": "review", "schema": schema}},
+        )
+        data = json.loads(chat_text(await collect(engine.chat(request))))
+        jsonschema.validate(data, schema)
+
+
 async def test_json_object_output_parses(engine):
     request = chat_request("Give a JSON object with a cat's name.", max_tokens=40, temperature=0, response_format={"type": "json_object"})
     events = await collect(engine.chat(request))
