@@ -167,13 +167,19 @@ class Run(models.Model):
     def __str__(self) -> str:
         return f"Run {self.pk} {self.capability} {self.model} ({self.status})"
 
+    # Under this, the output arrived in one piece (a local tool call is sent whole once its
+    # grammar closes; a server that ignores stream=true): no decode rate can be read off it.
+    BURST_MS = 10.0
+
     @property
     def tokens_per_second(self) -> float | None:
-        if not self.completion_tokens or self.total_ms is None:
+        """Decode speed: the tokens over the time they streamed in, after the first; for an
+        answer that came in one burst, over the whole call (not 23 tokens in 2 ms = 11,500/s)."""
+        if not self.completion_tokens or not self.total_ms or self.total_ms <= 0:
             return None
         generating_ms = self.total_ms - (self.ttft_ms or 0)
-        if generating_ms <= 0:
-            return None
+        if generating_ms < self.BURST_MS:
+            generating_ms = self.total_ms
         return self.completion_tokens / (generating_ms / 1000)
 
     @property

@@ -72,3 +72,14 @@ def test_runs_of_dead_processes_are_marked_interrupted(team, owner):
         status = run.status
         run.refresh_from_db()
         assert run.status == status
+
+
+@pytest.mark.parametrize("out, ttft, total, rate", [
+    (101, 200.0, 1200.0, 101.0),   # streamed: the tokens over the second after the first one
+    (23, 777.0, 779.0, 23 / 0.779),  # one burst (a local tool call sent whole): over the whole call
+    (0, 100.0, 200.0, None),
+    (5, None, None, None),
+])
+def test_tokens_per_second_is_a_decode_rate_not_a_burst(out, ttft, total, rate):
+    run = Run(completion_tokens=out, ttft_ms=ttft, total_ms=total)
+    assert run.tokens_per_second == (pytest.approx(rate) if rate is not None else None)
