@@ -10,18 +10,11 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.proxy.models import Run
+from tests.e2e.chat_page import open_chat, use_schema_example
 from tests.upstream import Reply, chat_chunks, tool_call_chunks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHAT = "POST /v1/chat/completions"
-
-
-def open_chat(page, login, user, provider=None, model="gpt-4o-mini"):
-    login(page, user)
-    page.goto("/chat/")
-    expect(page.locator("[data-ws-state]")).to_have_text("live")
-    if provider is not None:
-        page.select_option("[data-model-picker]", f"{provider.pk}:{model}")
 
 
 def test_type_run_watch_tokens_stop_and_regenerate(page, login, owner, team, upstream, upstream_provider, shot):
@@ -120,10 +113,7 @@ def test_tool_call_loop(page, login, owner, team, upstream, upstream_provider, s
 def test_json_schema_answer_validates(page, login, owner, team, upstream, upstream_provider, shot):
     upstream.script(CHAT, Reply.stream(chat_chunks(['{"answer": "Paris",', ' "confidence": 0.97}'])))
     open_chat(page, login, owner, upstream_provider)
-    page.click("summary:has-text('Response format')")
-    page.locator("label:has([value=json_schema])").click()
-    page.click("[data-example='#p-schema']")
-    expect(page.locator("#schema-check")).to_contain_text("Valid JSON Schema")
+    use_schema_example(page)
     page.fill("#draft", "Capital of France?")
     page.click("[data-run-button]")
     expect(page.locator("[data-structured]")).to_contain_text("matches the schema")

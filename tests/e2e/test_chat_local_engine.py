@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from apps.chat.views import DEFAULT_SCHEMA_EXAMPLE
 from apps.proxy.models import Provider, Run
+from tests.e2e.chat_page import open_chat, use_schema_example
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "smollm2-135m-instruct"
@@ -21,10 +22,7 @@ SLOW = 240_000  # ms: the local model on a CPU that the rest of the suite may be
 
 def open_local_chat(page, login, user, team):
     local = Provider.objects.get(team=team, kind="local")
-    login(page, user)
-    page.goto("/chat/")
-    expect(page.locator("[data-ws-state]")).to_have_text("live")
-    page.select_option("[data-model-picker]", f"{local.pk}:{MODEL}")
+    open_chat(page, login, user, local, model=MODEL)
     page.fill("#p-temperature", "0")
     return local
 
@@ -105,10 +103,7 @@ def test_local_tool_call_loop_then_json_schema_answer(page, login, owner, team, 
     assert second.status == "succeeded" and second.output_text.strip()
 
     # A structured answer in the same conversation: the engine's grammar follows the schema.
-    page.click("summary:has-text('Response format')")
-    page.locator("label:has([value=json_schema])").click()
-    page.click("[data-example='#p-schema']")
-    expect(page.locator("#schema-check")).to_contain_text("Valid JSON Schema")
+    use_schema_example(page)
     page.fill("#draft", "Is it warm in Oslo? Answer with your confidence.")
     page.click("[data-run-button]")
     expect(page.locator("[data-structured]").last).to_contain_text("matches the schema", timeout=SLOW)
