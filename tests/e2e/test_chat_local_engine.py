@@ -80,9 +80,10 @@ def test_local_tool_call_loop_then_json_schema_answer(page, login, owner, team, 
     page.click("summary:has-text('Tools')")
     page.click("[data-example='#p-tools']")
     expect(page.locator("#tools-check")).to_contain_text("1 function: get_weather")
-    # SmolLM2 135M cannot decide alone whether to call a tool: the engine takes
-    # "required" and constrains the answer to a valid call.
-    page.select_option("#p-tool_choice", "required")
+    # SmolLM2 135M cannot decide alone whether to call a tool: the page does not offer
+    # "auto" for it, and the engine constrains a "required" answer to a valid call.
+    expect(page.locator("#p-tool_choice")).to_have_value("required")
+    assert page.locator("#p-tool_choice option[value=auto]").is_disabled()
     page.fill("#draft", "What is the weather in Oslo?")
     page.click("[data-run-button]")
     card = page.locator("[data-tool-call]").first
