@@ -73,3 +73,16 @@ def test_openwebui_report_carries_the_reason():
 def test_the_litellm_virtualenv_is_not_committed():
     ignored = (Path(__file__).resolve().parents[2] / ".gitignore").read_text().splitlines()
     assert "/bench/.venv-litellm/" in ignored
+
+
+def test_the_timeline_times_every_step_of_a_real_v1_stream(capsys):
+    # It wraps daphne's, Twisted's and httpx's own functions: if an upgrade renames one,
+    # a step goes missing here rather than silently in a later investigation.
+    from bench import timeline
+
+    assert timeline.main(["--requests", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    timed = [line.split()[:-2] for line in lines[2:]]
+    assert [" ".join(words) for words in timed] == timeline.STEPS
+    at = [float(line.split()[-2]) for line in lines[2:]]
+    assert at == sorted(at) and at[0] > 0
