@@ -87,11 +87,15 @@ def test_disconnect_under_daphne_cancels_upstream_and_keeps_partial_output(daphn
                 if len(received) == 4:
                     break
     assert upstream.wait_for_disconnect(timeout=8), "daphne did not pass the disconnect on: the upstream request stayed open"
+    # The Run row is written just after the first chunk has gone out, on a database
+    # thread: it may land a moment after the upstream saw the hang-up. Wait for it to be
+    # there and finished.
     deadline = time.monotonic() + 8
-    run = Run.objects.get()
-    while run.status == RunStatus.RUNNING and time.monotonic() < deadline:
+    run = Run.objects.first()
+    while (run is None or run.status == RunStatus.RUNNING) and time.monotonic() < deadline:
         time.sleep(0.05)
-        run.refresh_from_db()
+        run = Run.objects.first()
+    assert run is not None, "no Run row was written for the /v1 stream"
     assert run.status == RunStatus.CANCELLED
     assert run.output_text == "w0 w1 w2 "
     assert run.source == "v1"
