@@ -18,7 +18,7 @@ value is out of range.
 """
 from __future__ import annotations
 
-import json
+import copy
 import math
 from typing import Any
 
@@ -29,8 +29,12 @@ FRACTION_DIGITS = 6
 NATURAL = '("0" | [1-9] [0-9]*)'  # a whole number from 0, without leading zeros
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _whole(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value == int(value)
+    return _is_number(value) and math.isfinite(value) and value == int(value)
 
 
 def _literals(values: range) -> str:
@@ -39,12 +43,12 @@ def _literals(values: range) -> str:
 
 def _integer_bounds(schema: dict[str, Any]) -> tuple[int | None, int | None]:
     lo, hi = schema.get("minimum"), schema.get("maximum")
-    lo = math.ceil(lo) if isinstance(lo, (int, float)) and not isinstance(lo, bool) else None
-    hi = math.floor(hi) if isinstance(hi, (int, float)) and not isinstance(hi, bool) else None
+    lo = math.ceil(lo) if _is_number(lo) else None
+    hi = math.floor(hi) if _is_number(hi) else None
     ex_lo, ex_hi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
-    if isinstance(ex_lo, (int, float)) and not isinstance(ex_lo, bool):
+    if _is_number(ex_lo):
         lo = max(lo if lo is not None else -math.inf, math.floor(ex_lo) + 1)
-    if isinstance(ex_hi, (int, float)) and not isinstance(ex_hi, bool):
+    if _is_number(ex_hi):
         hi = min(hi if hi is not None else math.inf, math.ceil(ex_hi) - 1)
     return lo, hi
 
@@ -90,6 +94,6 @@ class BoundedSchemaConverter(SchemaConverter):
 def json_schema_to_gbnf(schema: dict[str, Any]) -> str:
     """What llama_cpp.llama_grammar.json_schema_to_gbnf does, with the bounds above."""
     converter = BoundedSchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
-    schema = converter.resolve_refs(json.loads(json.dumps(schema)), "stdin")
+    schema = converter.resolve_refs(copy.deepcopy(schema), "stdin")  # it rewrites $refs in place
     converter.visit(schema, "")
     return converter.format_grammar()

@@ -20,8 +20,12 @@ def _fernet(secret: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(digest))
 
 
+def _secret() -> str:
+    return settings.FIELD_ENCRYPTION_KEY or settings.SECRET_KEY
+
+
 def _current() -> Fernet:
-    return _fernet(settings.FIELD_ENCRYPTION_KEY or settings.SECRET_KEY)
+    return _fernet(_secret())
 
 
 def encrypt(raw: str) -> str:
@@ -29,7 +33,7 @@ def encrypt(raw: str) -> str:
 
 
 def decrypt(token: str) -> str:
-    return _decrypt(settings.FIELD_ENCRYPTION_KEY or settings.SECRET_KEY, token)
+    return _decrypt(_secret(), token)
 
 
 @lru_cache(maxsize=256)

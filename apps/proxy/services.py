@@ -134,8 +134,6 @@ def models_cache_clear(provider: Provider) -> None:
 
 def provider_models_cached(*, provider: Provider) -> list[dict[str, Any]] | None:
     """The cached model list while it is fresh, else None (no I/O: for the hot path)."""
-    from django.conf import settings
-
     cached = _models_cache.get(provider.pk)
     if cached and time.monotonic() - cached[0] < settings.MODEL_LIST_CACHE_SECONDS:
         return cached[1]
